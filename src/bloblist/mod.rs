@@ -1,0 +1,1 @@
+//! The export blob list (`<BlobList>` with `BlobPath` and `BlobPathPrefix`).

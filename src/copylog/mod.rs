@@ -1,0 +1,1 @@
+//! The drive log (`<DriveLog>`): the error and verbose logs of a drive copy.

@@ -1,0 +1,1 @@
+//! The copy engine: readers, the block buffer pool, hashing, and the import and export pipelines.

@@ -1,0 +1,1 @@
+//! The Import/Export job and drive state machines. Pure: no I/O.

@@ -1,0 +1,3 @@
+//! The `drivecopy` command line. See `src/cli/mod.rs`.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The drive manifest (`<DriveManifest>`): model, parser, writer and validation.

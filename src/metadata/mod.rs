@@ -1,0 +1,1 @@
+//! Metadata (`<Metadata>`) and properties (`<Properties>`) files.

@@ -1,0 +1,1 @@
+//! The `BlobStore` trait and its backends.
