@@ -391,7 +391,7 @@ mod tests {
         let inconsistent = blob(BlobStatus::Completed, None, &[R::Uncommitted]);
         assert_eq!(DriveLogStatus::from_blobs(&[]), DriveLogStatus::Completed);
         assert_eq!(
-            DriveLogStatus::from_blobs(&[ok.clone()]),
+            DriveLogStatus::from_blobs(std::slice::from_ref(&ok)),
             DriveLogStatus::Completed
         );
         assert_eq!(

@@ -65,8 +65,10 @@ fn parse_blob(el: &Element) -> Result<BlobLog, CopyLogError> {
     let blob_path = required_text(el, "BlobPath", BLOB)?;
     let file_path = match at_most_one(el, "FilePath")? {
         Some(f) => f.text.trim().to_string(),
-        None => required_text(el, "OriginalFilePath", BLOB)
-            .map_err(|_| missing("FilePath", BLOB, el.offset))?,
+        None => el
+            .child_text("OriginalFilePath")
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| missing("FilePath", BLOB, el.offset))?,
     };
     let length_el = match at_most_one(el, "Length")? {
         Some(l) => l,
