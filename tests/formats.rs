@@ -61,7 +61,7 @@ fn verbose_import_log_values() {
     assert_eq!(desert.status, BlobStatus::Completed);
     assert_eq!(desert.blob_path, "pictures/bob/wild/desert.jpg");
     assert_eq!(desert.file_path, "\\Users\\bob\\Pictures\\wild\\desert.jpg");
-    assert_eq!(desert.length, 98304);
+    assert_eq!(desert.length_bytes, 98304);
     assert_eq!(
         desert.import_disposition,
         Some(ImportDisposition {
@@ -160,7 +160,7 @@ fn file_not_found_log_and_md5_block_ids() {
     let b = &l.blobs[0];
     assert_eq!(b.status, BlobStatus::FileNotFound);
     assert_eq!(b.file_path, "\\animals\\koala.jpg");
-    assert_eq!(b.length, 30310);
+    assert_eq!(b.length_bytes, 30310);
     assert_eq!(
         b.import_disposition
             .as_ref()
@@ -200,7 +200,7 @@ fn export_properties_failure_log() {
     let b = &l.blobs[0];
     assert_eq!(l.drive_id, "9WM35C3U");
     assert_eq!(b.last_modified.as_deref(), Some("2012-09-18T23:47:08Z"));
-    assert_eq!(b.length, 163840);
+    assert_eq!(b.length_bytes, 163840);
     assert_eq!(b.list, Some(RangeList::BlockList(vec![])));
     assert_eq!(
         b.properties,
@@ -391,14 +391,14 @@ fn blob_log() -> impl Strategy<Value = BlobLog> {
         .prop_map(
             |(
                 (status, blob_path, file_path, snapshot, last_modified),
-                (length, import_disposition, list, metadata, properties),
+                (length_bytes, import_disposition, list, metadata, properties),
             )| BlobLog {
                 status,
                 blob_path,
                 file_path,
                 snapshot,
                 last_modified,
-                length,
+                length_bytes,
                 import_disposition,
                 list,
                 metadata,
@@ -467,14 +467,14 @@ proptest! {
     #[test]
     fn properties_round_trip(
         texts in proptest::collection::vec(proptest::option::of(text()), 7),
-        content_length in proptest::option::of(any::<u64>()),
+        content_length_bytes in proptest::option::of(any::<u64>()),
         content_md5 in proptest::option::of(digest()),
     ) {
         let t = |i: usize| texts.get(i).cloned().flatten();
         let p = Properties {
             last_modified: t(0),
             etag: t(1),
-            content_length,
+            content_length_bytes,
             content_type: t(2),
             content_md5,
             content_encoding: t(3),

@@ -56,7 +56,7 @@ pub struct BlobLog {
     /// `LastModified` (export): the blob's last-modified time as written (`2012-09-18T23:47:08Z`).
     pub last_modified: Option<String>,
     /// `Length`: the blob length in bytes.
-    pub length: u64,
+    pub length_bytes: u64,
     /// `ImportDisposition` (import).
     pub import_disposition: Option<ImportDisposition>,
     /// `PageRangeList` or `BlockList`; may be present and empty (`<BlockList />`).
@@ -281,7 +281,7 @@ impl BlobLog {
             file_path: self.file_path.clone(),
             snapshot: self.snapshot.clone(),
             last_modified: self.last_modified.clone(),
-            length: self.length,
+            length_bytes: self.length_bytes,
             import_disposition: self.import_disposition.clone(),
             list: self.list.as_ref().map(RangeList::errors_only),
             metadata: self.metadata.clone().filter(|m| m.status.is_failure()),
@@ -350,7 +350,7 @@ mod tests {
             file_path: "\\b".into(),
             snapshot: None,
             last_modified: None,
-            length: 512 * ranges.len() as u64,
+            length_bytes: 512 * ranges.len() as u64,
             import_disposition: disposition.map(|status| ImportDisposition {
                 status,
                 requested: "overwrite".into(),

@@ -76,7 +76,7 @@ fn parse_blob(el: &Element) -> Result<BlobLog, CopyLogError> {
             at_most_one(el, "SizeInBytes")?.ok_or_else(|| missing("Length", BLOB, el.offset))?
         }
     };
-    let length = number(&length_el.text, "Length", length_el.offset)?;
+    let length_bytes = number(&length_el.text, "Length", length_el.offset)?;
     let snapshot = optional_text(el, "Snapshot")?;
     let last_modified = optional_text(el, "LastModified")?;
     let import_disposition = at_most_one(el, "ImportDisposition")?
@@ -116,7 +116,7 @@ fn parse_blob(el: &Element) -> Result<BlobLog, CopyLogError> {
         file_path,
         snapshot,
         last_modified,
-        length,
+        length_bytes,
         import_disposition,
         list,
         metadata,
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(log.status, DriveLogStatus::CompletedWithErrors);
         let b = &log.blobs[0];
         assert_eq!(b.status, BlobStatus::IOFailed);
-        assert_eq!(b.length, 98304);
+        assert_eq!(b.length_bytes, 98304);
         assert_eq!(b.last_modified.as_deref(), Some("2012-09-18T23:47:08Z"));
         let Some(RangeList::BlockList(blocks)) = &b.list else {
             panic!("no block list")
@@ -290,7 +290,7 @@ mod tests {
         let text = doc("<BlobPath>c1/a</BlobPath><OriginalFilePath>\\a</OriginalFilePath><SizeInBytes>19</SizeInBytes>");
         let log = DriveLog::parse(text.as_bytes()).unwrap();
         assert_eq!(log.blobs[0].file_path, "\\a");
-        assert_eq!(log.blobs[0].length, 19);
+        assert_eq!(log.blobs[0].length_bytes, 19);
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn write_blob(w: &mut XmlWriter, b: &BlobLog, errors_only: bool) {
     if let Some(t) = &b.last_modified {
         w.leaf("LastModified", &[], t);
     }
-    w.leaf("Length", &[], &b.length.to_string());
+    w.leaf("Length", &[], &b.length_bytes.to_string());
     if let Some(d) = &b.import_disposition {
         w.leaf(
             "ImportDisposition",
@@ -153,7 +153,7 @@ mod tests {
                 file_path: "\\pictures\\wild\\canyon.jpg".into(),
                 snapshot: Some("2012-09-18T23:47:08.1234567Z".into()),
                 last_modified: Some("2012-09-18T23:47:08Z".into()),
-                length: 163840,
+                length_bytes: 163840,
                 import_disposition: None,
                 list: Some(RangeList::BlockList(vec![BlockLog {
                     offset_bytes: 0,

@@ -20,7 +20,7 @@ pub struct Properties {
     /// `Etag` (export only), as written.
     pub etag: Option<String>,
     /// `Content-Length` (export only), in bytes.
-    pub content_length: Option<u64>,
+    pub content_length_bytes: Option<u64>,
     /// `Content-Type`.
     pub content_type: Option<String>,
     /// `Content-MD5`, Base64 in the file.
@@ -35,7 +35,7 @@ pub struct Properties {
     pub content_disposition: Option<String>,
 }
 
-/// The element names in write order; index `i` is field `i` of [`Properties::slots`].
+/// The element names in the documented order (the write order), `Content-Disposition` last.
 const NAMES: [&str; 9] = [
     "Last-Modified",
     "Etag",
@@ -59,15 +59,10 @@ impl Properties {
     /// [`MetadataError::BadContentMd5`].
     pub fn parse(input: &[u8]) -> Result<Properties, MetadataError> {
         let root = parse_root(input, "Properties")?;
-        let mut texts: [Option<String>; 9] = Default::default();
-        let mut content_length = None;
-        let mut content_md5 = None;
+        let mut p = Properties::default();
         for child in root.children {
             let offset = child.offset;
-            let Some(i) = NAMES
-                .iter()
-                .position(|n| n.eq_ignore_ascii_case(&child.name))
-            else {
+            let Some(&name) = NAMES.iter().find(|n| n.eq_ignore_ascii_case(&child.name)) else {
                 return Err(MetadataError::UnknownProperty {
                     name: child.name,
                     offset,
@@ -79,57 +74,37 @@ impl Properties {
                     offset,
                 });
             }
-            let seen = match i {
-                2 => content_length.is_some(),
-                4 => content_md5.is_some(),
-                _ => texts.get(i).is_some_and(Option::is_some),
+            let text = child.text.trim();
+            let duplicate = match name {
+                "Content-Length" => {
+                    let n = parse_length(text).ok_or_else(|| MetadataError::BadContentLength {
+                        value: child.text.clone(),
+                        offset,
+                    })?;
+                    set(&mut p.content_length_bytes, n)
+                }
+                "Content-MD5" => {
+                    let d = Md5Digest::from_base64(text)
+                        .map_err(|source| MetadataError::BadContentMd5 { offset, source })?;
+                    set(&mut p.content_md5, d)
+                }
+                "Last-Modified" => set(&mut p.last_modified, text.to_string()),
+                "Etag" => set(&mut p.etag, text.to_string()),
+                "Content-Type" => set(&mut p.content_type, text.to_string()),
+                "Content-Encoding" => set(&mut p.content_encoding, text.to_string()),
+                "Content-Language" => set(&mut p.content_language, text.to_string()),
+                "Cache-Control" => set(&mut p.cache_control, text.to_string()),
+                // The one name left: Content-Disposition.
+                _ => set(&mut p.content_disposition, text.to_string()),
             };
-            if seen {
+            if duplicate {
                 return Err(MetadataError::DuplicateProperty {
                     name: child.name,
                     offset,
                 });
             }
-            let text = child.text.trim();
-            match i {
-                2 => {
-                    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(MetadataError::BadContentLength {
-                            value: child.text,
-                            offset,
-                        });
-                    }
-                    let n = text.parse().map_err(|_| MetadataError::BadContentLength {
-                        value: child.text.clone(),
-                        offset,
-                    })?;
-                    content_length = Some(n);
-                }
-                4 => {
-                    let d = Md5Digest::from_base64(text)
-                        .map_err(|source| MetadataError::BadContentMd5 { offset, source })?;
-                    content_md5 = Some(d);
-                }
-                _ => {
-                    if let Some(slot) = texts.get_mut(i) {
-                        *slot = Some(text.to_string());
-                    }
-                }
-            }
         }
-        let [last_modified, etag, _, content_type, _, content_encoding, content_language, cache_control, content_disposition] =
-            texts;
-        Ok(Properties {
-            last_modified,
-            etag,
-            content_length,
-            content_type,
-            content_md5,
-            content_encoding,
-            content_language,
-            cache_control,
-            content_disposition,
-        })
+        Ok(p)
     }
 
     /// The properties file: XML declaration, `\r\n` line ends, the set properties in the
@@ -156,7 +131,7 @@ impl Properties {
         [
             self.last_modified.clone(),
             self.etag.clone(),
-            self.content_length.map(|n| n.to_string()),
+            self.content_length_bytes.map(|n| n.to_string()),
             self.content_type.clone(),
             self.content_md5.map(|d| d.to_base64()),
             self.content_encoding.clone(),
@@ -165,6 +140,23 @@ impl Properties {
             self.content_disposition.clone(),
         ]
     }
+}
+
+/// Fill an empty slot; returns true (and leaves the slot alone) if it was already filled.
+fn set<T>(slot: &mut Option<T>, value: T) -> bool {
+    if slot.is_some() {
+        return true;
+    }
+    *slot = Some(value);
+    false
+}
+
+/// A non-negative decimal integer (no sign, which `u64::from_str` would accept).
+fn parse_length(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -176,7 +168,7 @@ mod tests {
         let p = Properties {
             last_modified: Some("Tue, 18 Sep 2012 23:47:08 GMT".into()),
             etag: Some("\"0x8CF2C2F3C0B2B1A\"".into()),
-            content_length: Some(163840),
+            content_length_bytes: Some(163840),
             content_type: Some("image/jpeg".into()),
             content_md5: Some(Md5Digest::of(b"x")),
             content_encoding: Some("gzip".into()),
