@@ -381,7 +381,8 @@ mod tests {
         );
 
         use PathError::*;
-        let cases: &[(&str, fn(&PathError) -> bool)] = &[
+        type Check = fn(&PathError) -> bool;
+        let cases: &[(&str, Check)] = &[
             (r"\..\..\etc\passwd", |e| matches!(e, ParentSegment { .. })),
             ("a/../../b", |e| matches!(e, ParentSegment { .. })),
             ("..", |e| matches!(e, ParentSegment { .. })),
