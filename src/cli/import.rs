@@ -1,0 +1,208 @@
+//! `drivecopy import`: import one drive into a blob store and report the drive status.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
+use drivecopy::engine::import::{
+    import_drive, ImportConfig, ImportReport, LogLevel, DEFAULT_BLOBS_IN_FLIGHT,
+    DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
+};
+use drivecopy::engine::read::IoEngine;
+use drivecopy::events::{warning, Event, EventSink, ResultEvent};
+use drivecopy::job::{DriveState, DriveStatus};
+use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
+use drivecopy::store::local::{LocalStore, DEFAULT_LOCAL_STORE_DIR};
+use drivecopy::store::BlobStore;
+
+use super::args::parse_size;
+use super::exit::Exit;
+use super::output::StdoutSink;
+
+/// Arguments of `drivecopy import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The drive's root directory (where the drive is mounted).
+    #[arg(long, value_name = "DIR")]
+    pub drive: PathBuf,
+    /// The manifest's path relative to the drive root.
+    #[arg(long, value_name = "REL", default_value = DEFAULT_MANIFEST_FILE)]
+    pub manifest: String,
+    /// The manifest hash the job carries (Base16 MD5, or SHA-256); a mismatch is
+    /// `ManifestCorrupted`.
+    #[arg(long, value_name = "HEX")]
+    pub manifest_hash: Option<String>,
+    /// Where blobs go: a directory or `file:///abs/path` for the embedded local store
+    /// (default `./drivecopy-store`).
+    #[arg(long, value_name = "URL")]
+    pub dest: Option<String>,
+    /// The job name, used in log blob names.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// The drive id the job expects; a different manifest `DriveId` is
+    /// `ManifestDriveIdMismatch`.
+    #[arg(long, value_name = "ID")]
+    pub drive_id: Option<String>,
+    /// Container (optionally `container/dir`) for the error and verbose logs.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DIAGNOSTICS_PATH)]
+    pub diagnostics_path: String,
+    /// `error`: an error log when something failed; `verbose`: also a log of every blob.
+    #[arg(long, value_enum, default_value_t = LogLevelArg::Error)]
+    pub log_level: LogLevelArg,
+    /// Memory for block buffers (e.g. `128MiB`); the pool holds memory / block size buffers.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MEMORY_BYTES)]
+    pub memory: u64,
+    /// Blobs imported at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BLOBS_IN_FLIGHT)]
+    pub concurrency: usize,
+    /// Largest block the manifest may use, bytes (4 MiB by default; up to 4000 MiB on newer
+    /// service versions).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BLOCK_BYTES)]
+    pub max_block_bytes: u64,
+    /// Read through the page cache instead of `O_DIRECT`.
+    #[arg(long)]
+    pub no_direct_io: bool,
+}
+
+/// The `--log-level` values (ARM `logLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    /// Error log only.
+    Error,
+    /// Error and verbose logs.
+    Verbose,
+}
+
+/// Open the store a `--dest` names.
+pub fn open_store(dest: Option<&str>) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let url = dest.unwrap_or(DEFAULT_LOCAL_STORE_DIR);
+    if url.starts_with("http://") || url.starts_with("https://") {
+        anyhow::bail!("Azure destinations are not supported by this build yet; use a directory");
+    }
+    let store = LocalStore::from_url(url).with_context(|| format!("open the local store {url}"))?;
+    Ok(Arc::new(store))
+}
+
+/// Start a multi-thread runtime, cancel `cancel` on SIGINT or SIGTERM (a second signal exits at
+/// once), and run `fut` on it.
+pub fn run_with_signals<F, T>(cancel: CancellationToken, fut: F) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("drivecopy-io")
+        .build()
+        .context("start the tokio runtime")?;
+    runtime.block_on(async {
+        let signals = cancel.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                return;
+            };
+            for round in 0..2 {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if round == 0 {
+                    tracing::warn!("stopping: finishing blocks in flight, committing nothing new");
+                    signals.cancel();
+                } else {
+                    std::process::exit(i32::from(Exit::Cancelled.code()));
+                }
+            }
+        });
+        fut.await
+    })
+}
+
+/// Run `drivecopy import`.
+pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
+    let cancel = CancellationToken::new();
+    let sink = Arc::new(StdoutSink::new(cancel.clone()));
+    let (engine, remark) = IoEngine::probe();
+    if let Some(remark) = remark {
+        sink.emit(warning("IoEngineFallback", remark, None));
+    }
+    let store = open_store(args.dest.as_deref())?;
+    let mut config = ImportConfig::new(&args.drive, engine);
+    config.manifest_file = args.manifest.clone();
+    config.manifest_hash = args.manifest_hash.clone();
+    config.drive_id = args.drive_id.clone();
+    config.job_name = args.job.clone();
+    config.diagnostics_path = args.diagnostics_path.clone();
+    config.log_level = match args.log_level {
+        LogLevelArg::Error => LogLevel::Error,
+        LogLevelArg::Verbose => LogLevel::Verbose,
+    };
+    config.memory_bytes = args.memory;
+    config.blobs_in_flight = args.concurrency;
+    config.direct_io = !args.no_direct_io;
+    config.limits = Limits::default().with_max_block_bytes(args.max_block_bytes);
+
+    let started = Instant::now();
+    let events: Arc<dyn EventSink> = sink.clone();
+    let report = run_with_signals(cancel.clone(), async {
+        Ok(import_drive(&config, store, events, cancel.clone()).await?)
+    })?;
+    let (exit, result) = result_event(&report, started.elapsed().as_secs_f64());
+    sink.emit(Event::Result(Box::new(result)));
+    Ok(exit)
+}
+
+/// The exit code and `result` event for a finished import.
+fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEvent) {
+    let status = report.status().clone();
+    let (exit, state) = if report.cancelled {
+        (Exit::Cancelled, DriveState::Transferring)
+    } else {
+        let state = DriveState::from_copy_status(&status);
+        let exit = if report.is_drive_failure() {
+            Exit::DriveFailed
+        } else if matches!(state, DriveState::Completed) {
+            Exit::Completed
+        } else {
+            Exit::CompletedMoreInfo
+        };
+        (exit, state)
+    };
+    let outcome = match exit {
+        Exit::Completed => "Completed",
+        Exit::CompletedMoreInfo => "CompletedMoreInfo",
+        Exit::DriveFailed => "DriveFailed",
+        Exit::Cancelled => "Cancelled",
+        _ => "Internal",
+    };
+    let drive_status = DriveStatus {
+        drive_id: report.drive_log.drive_id.clone(),
+        manifest_file: Some(report.manifest_file.clone()),
+        manifest_hash: report.manifest_md5.map(|d| d.to_hex()),
+        state,
+        copy_status: Some(status.into()),
+        percent_complete: drivecopy::engine::import::percent(report.bytes_succeeded, report.bytes_total),
+        error_log_uri: report.error_log_uri.clone(),
+        verbose_log_uri: report.verbose_log_uri.clone(),
+        bytes_succeeded: report.bytes_succeeded,
+        ..DriveStatus::default()
+    };
+    let result = ResultEvent {
+        command: "import".to_string(),
+        outcome: outcome.to_string(),
+        exit_code: exit.code(),
+        drive_status,
+        blobs_total: report.drive_log.blobs.len() as u64,
+        blobs_failed: report.blobs_failed(),
+        bytes_total: report.bytes_total,
+        elapsed_seconds,
+        bytes_per_second: if elapsed_seconds > 0.0 { report.bytes_total as f64 / elapsed_seconds } else { 0.0 },
+        error: None,
+    };
+    (exit, result)
+}
