@@ -639,6 +639,10 @@ fn pread_full(
 /// The io_uring engine: a tokio-uring runtime on its own thread.
 mod uring {
     use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    use std::sync::Weak;
     use tokio_uring::buf::BoundedBuf as _;
 
     /// Start the ring thread and wait until its ring is built (or failed to build).
@@ -672,12 +676,13 @@ mod uring {
 
     /// Spawn one local task per request; on shutdown, finish the reads in flight.
     async fn serve(mut rx: mpsc::Receiver<ReadRequest>) {
+        let files = Rc::new(RefCell::new(RingFiles::default()));
         let mut in_flight = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 request = rx.recv() => match request {
                     Some(request) => {
-                        in_flight.spawn_local(serve_one(request));
+                        in_flight.spawn_local(serve_one(Rc::clone(&files), request));
                     }
                     None => break,
                 },
@@ -687,7 +692,37 @@ mod uring {
         while in_flight.join_next().await.is_some() {}
     }
 
-    async fn serve_one(request: ReadRequest) {
+    /// The ring's own handle of each open [`ReadFile`]: one duplicate descriptor per file, made
+    /// on its first read, so a read costs no `dup`/`close`. Entries of dropped files are swept
+    /// (and their descriptors closed) whenever the table reaches [`RingFiles::SWEEP_AT`]; all
+    /// close when the service stops.
+    #[derive(Default)]
+    struct RingFiles {
+        /// Keyed by the address of the file's shared state. Each entry's `Weak` keeps that
+        /// allocation (not the file) alive, so no other file can get the same address while
+        /// the entry exists: a hit is always the same file.
+        by_addr: HashMap<usize, (Weak<FileInner>, Rc<tokio_uring::fs::File>)>,
+    }
+
+    impl RingFiles {
+        const SWEEP_AT: usize = 64;
+
+        fn get(&mut self, file: &Arc<FileInner>) -> io::Result<Rc<tokio_uring::fs::File>> {
+            let key = Arc::as_ptr(file) as usize;
+            if let Some((_, ring_file)) = self.by_addr.get(&key) {
+                return Ok(Rc::clone(ring_file));
+            }
+            if self.by_addr.len() >= Self::SWEEP_AT {
+                self.by_addr.retain(|_, (weak, _)| weak.strong_count() > 0);
+            }
+            let ring_file = Rc::new(tokio_uring::fs::File::from_std(file.file.try_clone()?));
+            self.by_addr
+                .insert(key, (Arc::downgrade(file), Rc::clone(&ring_file)));
+            Ok(ring_file)
+        }
+    }
+
+    async fn serve_one(files: Rc<RefCell<RingFiles>>, request: ReadRequest) {
         let ReadRequest {
             file,
             offset,
@@ -695,12 +730,9 @@ mod uring {
             buf,
             reply,
         } = request;
-        // Each request gets its own duplicate descriptor: the ring's `File` owns and closes it.
-        let result = match file.file.try_clone() {
-            Ok(dup) => {
-                let ring_file = tokio_uring::fs::File::from_std(dup);
-                read_full(&ring_file, file.direct, offset, want, buf).await
-            }
+        let ring_file = files.borrow_mut().get(&file);
+        let result = match ring_file {
+            Ok(ring_file) => read_full(&ring_file, file.direct, offset, want, buf).await,
             Err(err) => (Err(err), buf),
         };
         let _ = reply.send(result);
@@ -956,6 +988,36 @@ mod tests {
         fn freeze_len_copy(self) -> Vec<u8> {
             let len = self.len();
             self.freeze(len).to_vec()
+        }
+    }
+
+    #[test]
+    fn reopened_files_never_read_a_stale_descriptor() {
+        // The uring engine caches one descriptor per open file and sweeps those of dropped
+        // files past 64 entries; each of 100 files opened and dropped in turn must still read
+        // its own bytes.
+        let d = drive();
+        for i in 0..100u8 {
+            std::fs::write(d.dir.path().join(format!("f{i}")), [i; 100]).expect("write");
+        }
+        let pool = BufPool::new(1, 4096);
+        let rt = runtime();
+        for engine in engines() {
+            let reader = Reader::start(engine, &ReaderConfig::default()).expect("reader");
+            rt.block_on(async {
+                for i in 0..100u8 {
+                    let rel = format!("f{i}");
+                    let file =
+                        ReadFile::open_beneath(&d.root, Path::new(&rel), false).expect("open");
+                    let buf = pool.acquire().await;
+                    let (res, buf) = reader.read_at(&file, 0, 4096, buf).await;
+                    assert_eq!(res.expect("read"), 100);
+                    assert!(
+                        buf.as_slice().iter().all(|&b| b == i),
+                        "{engine:?} file {i}"
+                    );
+                }
+            });
         }
     }
 
