@@ -116,7 +116,8 @@ impl BufPool {
     /// [`BUF_ALIGN_BYTES`], each aligned to [`BUF_ALIGN_BYTES`], and zeroed.
     ///
     /// Memory is `count × block_size()` bytes, allocated here and never grown.
-    /// A `block_size_bytes` of 0 gives buffers of one page.
+    /// A `block_size_bytes` of 0 gives buffers of one page. A `count` of 0 gives a pool whose
+    /// [`BufPool::acquire`] never completes.
     ///
     /// # Panics
     /// If `count × block_size()` overflows `usize` or the allocation fails (a configuration

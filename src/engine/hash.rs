@@ -3,7 +3,7 @@
 //! This module owns the CPU side of the copy path: the pure [`hash_block`], the [`HashPool`] that
 //! runs it off the tokio workers (style.md §5 ASYNC: "never block a tokio worker"), and
 //! [`is_zero`] / [`nonzero_page_ranges`], which find the 512-byte pages of a page blob that hold
-//! data (only those go into a `PageRangeList` and get uploaded; azure-import-export.md §1.5).
+//! data (only those go into a `PageRangeList` and get uploaded; azure-import-export.md §1.3).
 //!
 //! It must not do I/O and must not keep any state between blocks (the whole-file MD5 is
 //! sequential and lives with the pipeline that orders blocks).
@@ -19,8 +19,9 @@ use crate::digest::Md5Digest;
 /// The size in bytes of a page-blob page: page ranges start and end on this boundary.
 pub const PAGE_SIZE_BYTES: usize = 512;
 
-/// The digests of one block: MD5 (what Azure verifies as `Content-MD5` and the manifest records)
-/// and CRC32C (Castagnoli; our own fast check).
+/// The digests of one block: MD5 (what Azure verifies as `Content-MD5` and the manifest records
+/// as the `Block`/`PageRange` `Hash`, azure-import-export.md §1.3, §1.5) and CRC32C (Castagnoli;
+/// our own fast check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BlockDigest {
     /// The MD5 of the block's bytes.
@@ -95,12 +96,8 @@ impl HashPool {
             // The receiver is gone only if the caller stopped waiting; nothing to do then.
             let _ = tx.send(digest);
         });
-        match rx.await {
-            Ok(digest) => digest,
-            // The job never ran to completion: it panicked, which `hash_block` does not do.
-            // Resume the panic here rather than invent a digest.
-            Err(_) => panic!("a hash job was dropped without a result"),
-        }
+        rx.await
+            .expect("rayon aborts the process when a spawned job panics, so every job sends")
     }
 }
 
@@ -126,9 +123,12 @@ pub fn is_zero(data: &[u8]) -> bool {
 /// The byte ranges of `data` that hold non-zero `page_bytes`-sized pages, as absolute offsets
 /// (`base_offset + index`), adjacent non-zero pages merged into one range.
 ///
-/// A final partial page counts as a page (the range ends at the data's end). For page blobs use
-/// [`PAGE_SIZE_BYTES`] (512): a `PageRangeList` records exactly these ranges
-/// (azure-import-export.md §1.5). A `page_bytes` of 0 is treated as 1.
+/// For page blobs use [`PAGE_SIZE_BYTES`] (512): a `PageRangeList` records exactly these ranges
+/// (azure-import-export.md §1.3: offsets and lengths are multiples of 512, lengths ≤ 4 MB).
+/// Ranges never cross the ends of `data`, so calling this once per block of at most 4 MiB keeps
+/// every range within the length limit. A final partial page (only in a file whose length is
+/// not a multiple of 512, which page blobs forbid) counts as a page ending at the data's end.
+/// A `page_bytes` of 0 is treated as 1.
 pub fn nonzero_page_ranges(data: &[u8], base_offset: u64, page_bytes: usize) -> Vec<Range<u64>> {
     let page_bytes = page_bytes.max(1);
     let mut ranges: Vec<Range<u64>> = Vec::new();

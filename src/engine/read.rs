@@ -11,7 +11,7 @@
 //! replies come back on a oneshot. Buffers are passed by value and always returned, also on
 //! error (tokio-uring's `BufResult` shape).
 //!
-//! [`open_beneath`] is the only way this crate opens a drive file for reading: `openat2(2)` with
+//! [`ReadFile::open_beneath`] is the only way this crate opens a drive file for reading: `openat2(2)` with
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, or a component-by-component
 //! `O_NOFOLLOW` walk on kernels without `openat2`, so no manifest path can reach outside the drive.
 //!
@@ -69,7 +69,7 @@ impl IoEngine {
     }
 
     /// Build an io_uring runtime on a scratch thread and read 4096 bytes of `/dev/zero` through
-    /// it, as neon's `feature_test` does.
+    /// it, as neon's `feature_test` does (a system without `/dev/zero` fails the test).
     ///
     /// # Errors
     /// The error that building the ring or the read gave: `EPERM` when
@@ -202,7 +202,7 @@ pub enum ReadError {
 }
 
 /// Open the directory `root` as an `O_PATH | O_DIRECTORY` handle, the anchor for
-/// [`open_beneath`].
+/// [`ReadFile::open_beneath`].
 ///
 /// # Errors
 /// The OS error: not found, not a directory, permission.
@@ -232,8 +232,8 @@ impl ReadFile {
     /// reading, refusing anything that leaves the root or passes through a symbolic link.
     ///
     /// Uses `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`;
-    /// on kernels without it (`ENOSYS`, before 5.6) walks `rel` one component at a time with
-    /// `openat(O_NOFOLLOW)`. `..`, root and prefix components are refused before either.
+    /// where it is missing (`ENOSYS` before Linux 5.6, or `EPERM` from an older seccomp profile)
+    /// walks `rel` one component at a time with `openat(O_NOFOLLOW)`. `..`, root and prefix components are refused before either.
     ///
     /// With `direct`, tries `O_DIRECT` first and silently retries without it when the file
     /// system refuses it (`EINVAL`: some FUSE, older tmpfs); [`ReadFile::is_direct`] says which.
@@ -314,8 +314,12 @@ fn open_beneath_with(
 
     let open = |flags: libc::c_int| -> io::Result<OwnedFd> {
         match resolver {
+            // ENOSYS: kernel before 5.6. EPERM: seccomp profiles that predate openat2 (older
+            // Docker) refuse unknown syscalls with EPERM; the walk then gives the real answer.
             Resolver::Openat2 => match openat2_beneath(root.as_raw_fd(), &c_rel, flags) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => walk(root, &names, flags),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                    walk(root, &names, flags)
+                }
                 other => other,
             },
             Resolver::Walk => walk(root, &names, flags),
@@ -836,6 +840,14 @@ mod tests {
             .build()
             .expect("runtime")
     }
+
+    // Compile-time check: the handles cross threads and runtimes.
+    const _: fn() = || {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ReadFile>();
+        send_sync::<Reader>();
+        send_sync::<IoEngine>();
+    };
 
     #[test]
     fn probe_honours_the_override() {
