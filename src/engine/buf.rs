@@ -3,7 +3,7 @@
 //! This module owns the memory every block travels in: reader → hasher → uploader share one
 //! buffer without copying ([`PoolBuf::freeze`] hands out [`bytes::Bytes`] over the same memory),
 //! and the buffer goes back to its pool when the last user drops it. Memory is therefore
-//! `count × block size` by construction (style.md §5 ASYNC; neon's buffer recycling, style.md §3.4).
+//! `count × block size` by construction (style.md §5 ASYNC; neon's buffer recycling, §3.4).
 //! Buffers are 4096-byte aligned and a multiple of 4096 bytes long, as `O_DIRECT` reads need.
 //!
 //! It must not do I/O, hashing or any policy about block sizes: it only lends memory.
@@ -68,7 +68,7 @@ impl Block {
 
 /// The shared state of a pool: the free buffers and one semaphore permit per free buffer.
 struct PoolInner {
-    /// Free buffers. Invariant: `free.len() >= available permits of `permits``.
+    /// Free buffers. Invariant: `free.len()` is at least the available permits.
     free: Mutex<Vec<Block>>,
     /// One permit per buffer in `free`; waiting on it is how `acquire` waits.
     permits: Semaphore,

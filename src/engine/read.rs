@@ -11,9 +11,10 @@
 //! replies come back on a oneshot. Buffers are passed by value and always returned, also on
 //! error (tokio-uring's `BufResult` shape).
 //!
-//! [`ReadFile::open_beneath`] is the only way this crate opens a drive file for reading: `openat2(2)` with
-//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, or a component-by-component
-//! `O_NOFOLLOW` walk on kernels without `openat2`, so no manifest path can reach outside the drive.
+//! [`ReadFile::open_beneath`] is the only way this crate opens a drive file for reading:
+//! `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, or a
+//! component-by-component `O_NOFOLLOW` walk where `openat2` is missing, so no manifest path can
+//! reach outside the drive.
 //!
 //! This module must not hash, upload or decide block sizes, and it never writes.
 //! It is Linux-only (io_uring, `openat2`, `O_DIRECT`).
@@ -171,8 +172,8 @@ impl From<OpenError> for io::Error {
     }
 }
 
-/// A misuse of [`Reader::read_at`] or a stopped reader, carried inside the returned
-/// [`io::Error`] (kind `InvalidInput` or `BrokenPipe`).
+/// Why [`Reader::read_at`] failed, carried inside the returned [`io::Error`] (downcast with
+/// `err.get_ref()`), with the path and offset to report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// `O_DIRECT` is on and the offset is not a multiple of [`DIRECT_ALIGN_BYTES`].
@@ -192,6 +193,17 @@ pub enum ReadError {
         len_bytes: usize,
         /// The buffer's capacity in bytes.
         capacity_bytes: usize,
+    },
+    /// The OS refused the read (`EIO` from a failing drive, for example).
+    #[error("read {rel:?} at offset {offset_bytes}")]
+    Io {
+        /// The file's drive-relative path.
+        rel: PathBuf,
+        /// The requested offset in bytes.
+        offset_bytes: u64,
+        /// The OS error.
+        #[source]
+        source: io::Error,
     },
     /// The reader service is gone (its thread exited).
     #[error("read {rel:?}: the reader service stopped")]
@@ -233,7 +245,8 @@ impl ReadFile {
     ///
     /// Uses `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`;
     /// where it is missing (`ENOSYS` before Linux 5.6, or `EPERM` from an older seccomp profile)
-    /// walks `rel` one component at a time with `openat(O_NOFOLLOW)`. `..`, root and prefix components are refused before either.
+    /// walks `rel` one component at a time with `openat(O_NOFOLLOW)`. `..`, root and prefix
+    /// components are refused before either.
     ///
     /// With `direct`, tries `O_DIRECT` first and silently retries without it when the file
     /// system refuses it (`EINVAL`: some FUSE, older tmpfs); [`ReadFile::is_direct`] says which.
@@ -509,8 +522,8 @@ impl Reader {
     ///
     /// # Errors
     /// `InvalidInput` wrapping [`ReadError::UnalignedOffset`] or [`ReadError::TooLong`];
-    /// `BrokenPipe` wrapping [`ReadError::Stopped`]; otherwise the OS read error (`EIO` from a
-    /// failing drive).
+    /// `BrokenPipe` wrapping [`ReadError::Stopped`]; otherwise the OS error's kind wrapping
+    /// [`ReadError::Io`] with the path and offset (`EIO` from a failing drive).
     ///
     /// # Cancel safety
     /// Dropping the future never leaks the buffer: a read already submitted completes on the
@@ -572,9 +585,15 @@ impl Reader {
                 buf.set_len(n);
                 (Ok(n), buf)
             }
-            Ok((Err(err), mut buf)) => {
+            Ok((Err(source), mut buf)) => {
                 buf.set_len(0);
-                (Err(err), buf)
+                let kind = source.kind();
+                let err = ReadError::Io {
+                    rel: inner.rel.clone(),
+                    offset_bytes: offset,
+                    source,
+                };
+                (Err(io::Error::new(kind, err)), buf)
             }
             // The service dropped the request (its thread died). The buffer it held goes back
             // to the pool when dropped, so a replacement is always (eventually) free.
