@@ -181,7 +181,7 @@ pub enum PrepareError {
     Pool(#[from] rayon::ThreadPoolBuildError),
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PrepareError + '_ {
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PrepareError + 'a {
     move |source| PrepareError::Io { op, path: path.to_path_buf(), source }
 }
 
