@@ -27,15 +27,18 @@
 //! - **Errors** (§6.1 "Completed or Closed", an [INFERRED] mapping): a drive whose copy status is
 //!   `CompletedWithErrors` or a drive-level failure, a `NeverReceived` drive, a fault entered while
 //!   the job is being processed (`Received`, `Transferring`, `Packaging`) or on a drive, a drive that
-//!   arrives after processing ended, and the 30-day shipping timeout. A job cancelled before any
-//!   drive arrived has no errors.
+//!   arrives after processing ended, and the 30-day shipping timeout. On a cancelled job a
+//!   `NeverReceived` drive is not an error (the customer no longer needs it), so a job cancelled
+//!   before any drive arrived ends `Completed`.
 //! - **Faulted** (§6.1): entered by an operator with a reason; resolving returns to the state the
 //!   job (or drive) left, except that a drive faulted while `Transferring` returns to `Received`
 //!   (its copy must start again).
 
 mod drive;
 mod model;
+mod put;
 mod serde_time;
+mod timeout;
 mod transition;
 
 #[cfg(test)]
@@ -50,7 +53,10 @@ pub use model::{
     LogLevel, PackageInformation, PutJobParameters, ResourceScope, ReturnAddress, ReturnShipping,
     ShippingInformation, UpdateJobParameters, UpdateJobProperties, JOB_RESOURCE_TYPE,
 };
-pub use transition::{Change, Changes, CopyOutcome, TimeoutEvent, DEFAULT_DIAGNOSTICS_PATH};
+pub use timeout::{CREATING_TIMEOUT, RETENTION, SHIPPING_CLOSE_AFTER, SHIPPING_NOTIFY_AFTER};
+pub use transition::{
+    Change, Changes, CopyOutcome, TimeoutEvent, DEFAULT_DIAGNOSTICS_PATH, MAX_DRIVES,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

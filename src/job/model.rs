@@ -529,12 +529,14 @@ impl Job {
     }
 
     /// Whether the job has an error that makes it end `Closed` (§6.1): an error event, a
-    /// `NeverReceived` drive, or a drive copy status that is an error.
+    /// `NeverReceived` drive (unless cancellation was requested: the customer no longer needs
+    /// it), or a drive copy status that is an error.
     pub fn has_errors(&self) -> bool {
+        let cancelled = self.properties.cancel_requested;
         !self.drivecopy.errors.is_empty()
             || self.drivecopy.errors_dropped > 0
             || self.properties.drive_list.iter().any(|drive| {
-                drive.state == DriveState::NeverReceived
+                (drive.state == DriveState::NeverReceived && !cancelled)
                     || drive.copy_status.as_ref().is_some_and(|s| s.is_error())
             })
     }
