@@ -116,7 +116,7 @@ impl fmt::Display for DriveState {
 }
 
 /// The result of copying one drive: the DriveLog drive status codes (azure-import-export.md §2.4),
-/// used as the DriveStatus `copyStatus` ([INFERRED] in §4.1: the values are not enumerated).
+/// used as the DriveStatus `copyStatus` ((inferred) in §4.1: the values are not enumerated).
 ///
 /// Serialized as Azure spells it; a value this build does not know is kept as [`CopyStatus::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -236,7 +236,7 @@ impl CopyStatus {
             .unwrap_or_else(|| CopyStatus::Other(text.to_owned()))
     }
 
-    /// The drive state a drive with this copy status ends in (§6.2, [INFERRED] mapping):
+    /// The drive state a drive with this copy status ends in (§6.2, (inferred) mapping):
     /// `Completed` gives `Completed`; everything else gives `CompletedMoreInfo`.
     pub fn drive_state(&self) -> DriveState {
         match self {

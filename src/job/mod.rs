@@ -24,7 +24,7 @@
 //!   not in it become `NeverReceived`. The job is `Received` once no listed drive is still
 //!   `Specified` and at least one drive is `Received`, so that the drives that did arrive are
 //!   processed. A `NeverReceived` drive that turns up later becomes `Received`.
-//! - **Errors** (§6.1 "Completed or Closed", an [INFERRED] mapping): a drive whose copy status is
+//! - **Errors** (§6.1 "Completed or Closed", an (inferred) mapping): a drive whose copy status is
 //!   `CompletedWithErrors` or a drive-level failure, a `NeverReceived` drive, a fault entered while
 //!   the job is being processed (`Received`, `Transferring`, `Packaging`) or on a drive, a drive that
 //!   arrives after processing ended, and the 30-day shipping timeout. On a cancelled job a
@@ -33,6 +33,16 @@
 //! - **Faulted** (§6.1): entered by an operator with a reason; resolving returns to the state the
 //!   job (or drive) left, except that a drive faulted while `Transferring` returns to `Received`
 //!   (its copy must start again).
+//!
+//! # Other choices (not settled by the sources)
+//! - A `Faulted` job refuses Update Job, arrivals and copy starts; a copy already in flight may
+//!   still record progress and its result, so nothing is lost while an operator looks.
+//! - Update Job is refused from `Packaging` on (the 2016 portal rule for the carrier account,
+//!   applied to every property); `driveList` may be replaced only in `Creating`.
+//! - Timeouts fire at their nominal deadlines ([`Job::tick`] may run late without changing the
+//!   outcome); a tick that finds nothing due does not change the job or its version.
+//! - Deletion marks the job deleted rather than dropping it, so that the store can remove it and
+//!   every later transition fails with [`JobError::Deleted`].
 
 mod drive;
 mod model;

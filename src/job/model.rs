@@ -445,10 +445,10 @@ pub struct JobBook {
     /// Unlisted drives that arrived.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_drives: Vec<ExtraDrive>,
-    /// Error events, at most [`MAX_ERROR_EVENTS`] of them.
+    /// Error events, at most 64 of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorEvent>,
-    /// Error events beyond the first [`MAX_ERROR_EVENTS`].
+    /// Error events beyond the first 64.
     #[serde(default)]
     pub errors_dropped: u64,
     /// Per-drive bookkeeping, by drive id.
@@ -457,7 +457,30 @@ pub struct JobBook {
 }
 
 /// One job: the document the job store keeps (JSON), holding the ARM resource fields, the
-/// `JobDetails` and the bookkeeping.
+/// `JobDetails` and the bookkeeping (under `drivecopy`, never shown in ARM views).
+///
+/// Transitions (each takes `now`, applies completely or not at all, bumps
+/// `drivecopy.version` and returns the [`Changes`](super::Changes) it made):
+/// [`Job::create`] (Put Job), [`Job::update`] (Update Job: Shipping, cancel, properties),
+/// [`Job::receive_drives`], [`Job::start_copy`], [`Job::record_progress`],
+/// [`Job::finish_copy`], [`Job::fault`] / [`Job::resolve`], [`Job::fault_drive`] /
+/// [`Job::resolve_drive`], [`Job::ship_back`], [`Job::delete`] and [`Job::tick`] (timeouts).
+/// Views: [`Job::to_response`] (Get Job) and [`Job::to_list_item`] (List Jobs).
+///
+/// # Example
+/// ```
+/// use drivecopy::job::{Job, JobState, PutJobParameters, ResourceScope};
+/// let body = r#"{"location":"West US","properties":{"jobType":"Import","driveList":[{
+///     "driveId":"9WM35C2V",
+///     "bitLockerKey":"238810-662376-448998-450120-652806-203390-606320-483076",
+///     "manifestFile":"\\DriveManifest.xml",
+///     "manifestHash":"109B21108597EF36D5785F08303F3638"}]}}"#;
+/// let params: PutJobParameters = serde_json::from_str(body).unwrap();
+/// let scope = ResourceScope { subscription_id: "sub".into(), resource_group: "rg".into() };
+/// let now = time::macros::datetime!(2026-01-05 09:00 UTC);
+/// let job = Job::create("myjob", &scope, params, now).unwrap();
+/// assert_eq!(job.properties.state, JobState::Creating);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {

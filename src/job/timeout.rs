@@ -28,7 +28,7 @@ impl Job {
     /// With nothing due the job is unchanged and its version is not bumped.
     ///
     /// # Errors
-    /// [`JobError::Deleted`].
+    /// [`JobError::Deleted`](super::JobError::Deleted).
     pub fn tick(&mut self, now: OffsetDateTime) -> Result<Changes> {
         self.apply(now, |txn| {
             loop {

@@ -365,6 +365,19 @@ impl Job {
                         (d.drive_id.clone(), book)
                     })
                     .collect();
+                // A drive that arrived early but is no longer listed is an extra drive now.
+                for (id, book) in &early {
+                    if let (Some(at), false) = (
+                        book.arrived_early_at,
+                        txn.job.drivecopy.drives.contains_key(id),
+                    ) {
+                        txn.job.drivecopy.extra_drives.push(ExtraDrive {
+                            drive_id: id.clone(),
+                            arrived_at: at,
+                            shipped_back: false,
+                        });
+                    }
+                }
                 txn.job.properties.drive_list = drives;
             }
             let p = &mut txn.job.properties;
@@ -792,9 +805,7 @@ impl Txn {
                     self.arrive(index, id);
                 }
             }
-            None if is_import || self.job.properties.drive_list.len() >= MAX_DRIVES => {
-                self.add_extra(id)?
-            }
+            None if is_import || self.export_drive_count() >= MAX_DRIVES => self.add_extra(id)?,
             None if state == JobState::Creating => {
                 if self.job.drivecopy.drives.contains_key(id) {
                     return Err(JobError::DuplicateDrive {
@@ -811,6 +822,18 @@ impl Txn {
             }
         }
         Ok(())
+    }
+
+    /// Drives of an export job: listed ones plus those recorded arriving before `Shipping`.
+    fn export_drive_count(&self) -> usize {
+        let early = self
+            .job
+            .drivecopy
+            .drives
+            .iter()
+            .filter(|(id, book)| book.arrived_early_at.is_some() && self.job.drive(id).is_none())
+            .count();
+        self.job.properties.drive_list.len() + early
     }
 
     /// A listed drive is processed in: `Received`; an error if processing already ended.
@@ -1586,6 +1609,34 @@ mod tests {
             .expect("ship back");
         assert_eq!(states(&job), vec![DriveState::ShippedBack; 2]);
         assert_eq!(job.properties.state, JobState::Closed);
+    }
+
+    #[test]
+    fn export_drives_beyond_ten_are_extra_even_when_they_arrive_early() {
+        let mut clock = FakeClock::new();
+        let mut job = Job::create("e", &scope(), put_export(), clock.now()).expect("valid");
+        let ids: Vec<String> = (0..12).map(|i| format!("X{i}")).collect();
+        job.receive_drives(&ids, clock.now()).expect("early");
+        job.update(ship_update(), clock.now()).expect("ship");
+        assert_eq!(job.properties.drive_list.len(), 10);
+        assert_eq!(job.drivecopy.extra_drives.len(), 2);
+    }
+
+    #[test]
+    fn an_early_drive_dropped_from_the_drive_list_becomes_an_extra_drive() {
+        let clock = FakeClock::new();
+        let mut job = import_job(&["D1", "D2"], &clock);
+        job.receive_drives(&["D2"], clock.now()).expect("early");
+        let update = UpdateJobParameters {
+            properties: UpdateJobProperties {
+                drive_list: Some(put_import(&["D1"]).properties.drive_list),
+                ..UpdateJobProperties::default()
+            },
+            ..UpdateJobParameters::default()
+        };
+        job.update(update, clock.now()).expect("replace");
+        assert_eq!(job.drivecopy.extra_drives.len(), 1);
+        assert_eq!(job.drivecopy.extra_drives[0].drive_id, "D2");
     }
 
     // ---- Cancellation (§6.3 as narrowed by issue 6) ----
