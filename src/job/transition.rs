@@ -1613,7 +1613,7 @@ mod tests {
 
     #[test]
     fn export_drives_beyond_ten_are_extra_even_when_they_arrive_early() {
-        let mut clock = FakeClock::new();
+        let clock = FakeClock::new();
         let mut job = Job::create("e", &scope(), put_export(), clock.now()).expect("valid");
         let ids: Vec<String> = (0..12).map(|i| format!("X{i}")).collect();
         job.receive_drives(&ids, clock.now()).expect("early");
