@@ -643,6 +643,12 @@ impl Job {
             if fault.return_to == JobState::Creating {
                 txn.job.drivecopy.creating_timer_from = txn.now;
             }
+            if fault.return_to == JobState::Shipping
+                && txn.job.drivecopy.operators_notified_at.is_some()
+            {
+                // Operators are in contact again: the 30 days without a response restart.
+                txn.job.drivecopy.operators_notified_at = Some(txn.now);
+            }
             Ok(())
         })
     }
@@ -1315,6 +1321,29 @@ mod tests {
             job.resolve(clock.now()),
             Err(JobError::JobState { .. })
         ));
+    }
+
+    #[test]
+    fn resolving_a_notified_shipping_job_restarts_the_30_days() {
+        let mut clock = FakeClock::new();
+        let mut job = shipping(&mut clock);
+        job.tick(clock.advance(Duration::days(14)))
+            .expect("notified");
+        job.fault(
+            "customer reached; new tracking number coming",
+            clock.advance(Duration::days(25)),
+        )
+        .expect("fault");
+        job.resolve(clock.advance(Duration::days(10)))
+            .expect("resolve");
+        assert_eq!(job.properties.state, JobState::Shipping);
+        assert!(job
+            .tick(clock.advance(Duration::days(29)))
+            .expect("tick")
+            .timeouts
+            .is_empty());
+        let changes = job.tick(clock.advance(Duration::days(1))).expect("tick");
+        assert_eq!(changes.timeouts, vec![TimeoutEvent::Closed]);
     }
 
     #[test]
