@@ -118,124 +118,10 @@ impl fmt::Display for DriveState {
 /// The result of copying one drive: the DriveLog drive status codes (azure-import-export.md §2.4),
 /// used as the DriveStatus `copyStatus` ((inferred) in §4.1: the values are not enumerated).
 ///
-/// Serialized as Azure spells it; a value this build does not know is kept as [`CopyStatus::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CopyStatus {
-    /// Every blob copied without error.
-    Completed,
-    /// Copied, with warnings (for example overwrite or rename dispositions).
-    CompletedWithWarnings,
-    /// Copied, but some blobs, blocks, page ranges, metadata or properties failed.
-    CompletedWithErrors,
-    /// The disk was not found.
-    DiskNotFound,
-    /// The first data volume is not NTFS.
-    VolumeNotNtfs,
-    /// A disk operation failed.
-    DiskOperationFailed,
-    /// No BitLocker volume was found.
-    BitLockerVolumeNotFound,
-    /// BitLocker is not activated on the volume.
-    BitLockerNotActivated,
-    /// The volume has no numerical-password protector.
-    BitLockerProtectorNotFound,
-    /// The BitLocker key does not unlock the volume.
-    BitLockerKeyInvalid,
-    /// Unlocking the volume failed.
-    BitLockerUnlockVolumeFailed,
-    /// Another BitLocker failure.
-    BitLockerFailed,
-    /// The manifest file name is invalid.
-    ManifestNameInvalid,
-    /// The manifest file name is too long.
-    ManifestNameTooLong,
-    /// The manifest file is not on the drive.
-    ManifestNotFound,
-    /// The manifest file cannot be read (access denied).
-    ManifestAccessDenied,
-    /// The manifest content does not match manifestHash.
-    ManifestCorrupted,
-    /// The manifest is not a valid DriveManifest.
-    ManifestFormatInvalid,
-    /// The manifest names another drive.
-    ManifestDriveIdMismatch,
-    /// Reading the manifest failed.
-    ReadManifestFailed,
-    /// The export blob list is malformed.
-    BlobListFormatInvalid,
-    /// The storage account refused the key or SAS.
-    BlobRequestForbidden,
-    /// An internal error of the copy service.
-    InternalError,
-    /// A status this build does not know, kept verbatim.
-    Other(String),
-}
+/// The same type as the drive log's status, so a copy's result goes into the job unchanged.
+pub type CopyStatus = crate::copylog::DriveLogStatus;
 
-impl CopyStatus {
-    const KNOWN: [CopyStatus; 23] = [
-        CopyStatus::Completed,
-        CopyStatus::CompletedWithWarnings,
-        CopyStatus::CompletedWithErrors,
-        CopyStatus::DiskNotFound,
-        CopyStatus::VolumeNotNtfs,
-        CopyStatus::DiskOperationFailed,
-        CopyStatus::BitLockerVolumeNotFound,
-        CopyStatus::BitLockerNotActivated,
-        CopyStatus::BitLockerProtectorNotFound,
-        CopyStatus::BitLockerKeyInvalid,
-        CopyStatus::BitLockerUnlockVolumeFailed,
-        CopyStatus::BitLockerFailed,
-        CopyStatus::ManifestNameInvalid,
-        CopyStatus::ManifestNameTooLong,
-        CopyStatus::ManifestNotFound,
-        CopyStatus::ManifestAccessDenied,
-        CopyStatus::ManifestCorrupted,
-        CopyStatus::ManifestFormatInvalid,
-        CopyStatus::ManifestDriveIdMismatch,
-        CopyStatus::ReadManifestFailed,
-        CopyStatus::BlobListFormatInvalid,
-        CopyStatus::BlobRequestForbidden,
-        CopyStatus::InternalError,
-    ];
-
-    /// Azure's spelling (§2.4).
-    pub fn as_str(&self) -> &str {
-        match self {
-            CopyStatus::Completed => "Completed",
-            CopyStatus::CompletedWithWarnings => "CompletedWithWarnings",
-            CopyStatus::CompletedWithErrors => "CompletedWithErrors",
-            CopyStatus::DiskNotFound => "DiskNotFound",
-            CopyStatus::VolumeNotNtfs => "VolumeNotNtfs",
-            CopyStatus::DiskOperationFailed => "DiskOperationFailed",
-            CopyStatus::BitLockerVolumeNotFound => "BitLockerVolumeNotFound",
-            CopyStatus::BitLockerNotActivated => "BitLockerNotActivated",
-            CopyStatus::BitLockerProtectorNotFound => "BitLockerProtectorNotFound",
-            CopyStatus::BitLockerKeyInvalid => "BitLockerKeyInvalid",
-            CopyStatus::BitLockerUnlockVolumeFailed => "BitLockerUnlockVolumeFailed",
-            CopyStatus::BitLockerFailed => "BitLockerFailed",
-            CopyStatus::ManifestNameInvalid => "ManifestNameInvalid",
-            CopyStatus::ManifestNameTooLong => "ManifestNameTooLong",
-            CopyStatus::ManifestNotFound => "ManifestNotFound",
-            CopyStatus::ManifestAccessDenied => "ManifestAccessDenied",
-            CopyStatus::ManifestCorrupted => "ManifestCorrupted",
-            CopyStatus::ManifestFormatInvalid => "ManifestFormatInvalid",
-            CopyStatus::ManifestDriveIdMismatch => "ManifestDriveIdMismatch",
-            CopyStatus::ReadManifestFailed => "ReadManifestFailed",
-            CopyStatus::BlobListFormatInvalid => "BlobListFormatInvalid",
-            CopyStatus::BlobRequestForbidden => "BlobRequestForbidden",
-            CopyStatus::InternalError => "InternalError",
-            CopyStatus::Other(text) => text,
-        }
-    }
-
-    /// Parse Azure's spelling; anything else becomes [`CopyStatus::Other`].
-    pub fn parse(text: &str) -> CopyStatus {
-        CopyStatus::KNOWN
-            .into_iter()
-            .find(|known| known.as_str() == text)
-            .unwrap_or_else(|| CopyStatus::Other(text.to_owned()))
-    }
-
+impl crate::copylog::DriveLogStatus {
     /// The drive state a drive with this copy status ends in (§6.2, (inferred) mapping):
     /// `Completed` gives `Completed`; everything else gives `CompletedMoreInfo`.
     pub fn drive_state(&self) -> DriveState {
@@ -248,29 +134,7 @@ impl CopyStatus {
     /// Whether this status is an error for the Completed-or-Closed decision (§6.1): everything but
     /// `Completed` and `CompletedWithWarnings` (warnings alone still give `Completed`).
     pub fn is_error(&self) -> bool {
-        !matches!(
-            self,
-            CopyStatus::Completed | CopyStatus::CompletedWithWarnings
-        )
-    }
-}
-
-impl fmt::Display for CopyStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for CopyStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for CopyStatus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Ok(CopyStatus::parse(&text))
+        !matches!(self, CopyStatus::Completed | CopyStatus::CompletedWithWarnings)
     }
 }
 
@@ -384,17 +248,6 @@ impl DriveStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_status_round_trips_every_known_code() {
-        for status in CopyStatus::KNOWN {
-            assert_eq!(CopyStatus::parse(status.as_str()), status);
-        }
-        assert_eq!(
-            CopyStatus::parse("SomethingNew"),
-            CopyStatus::Other("SomethingNew".into())
-        );
-    }
 
     #[test]
     fn copy_status_maps_to_drive_state_and_error() {
