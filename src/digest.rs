@@ -44,7 +44,9 @@ impl Md5Digest {
     /// [`DigestError::BadHex`] for anything else.
     pub fn from_hex(text: &str) -> Result<Self, DigestError> {
         let t = text.trim();
-        let bad = || DigestError::BadHex { value: text.to_string() };
+        let bad = || DigestError::BadHex {
+            value: text.to_string(),
+        };
         if t.len() != 32 || !t.is_ascii() {
             return Err(bad());
         }
@@ -67,7 +69,9 @@ impl Md5Digest {
     /// # Errors
     /// [`DigestError::BadBase64`] for anything else.
     pub fn from_base64(text: &str) -> Result<Self, DigestError> {
-        let bad = || DigestError::BadBase64 { value: text.to_string() };
+        let bad = || DigestError::BadBase64 {
+            value: text.to_string(),
+        };
         let bytes = B64.decode(text.trim()).map_err(|_| bad())?;
         let arr: [u8; 16] = bytes.try_into().map_err(|_| bad())?;
         Ok(Md5Digest(arr))
@@ -146,7 +150,12 @@ mod tests {
         ] {
             assert_eq!(Md5Digest::from_hex(text).unwrap(), d);
         }
-        for bad in ["", "900150983CD24FB0D6963F7D28E17F7", "900150983CD24FB0D6963F7D28E17F7G", "ü0150983CD24FB0D6963F7D28E17F7"] {
+        for bad in [
+            "",
+            "900150983CD24FB0D6963F7D28E17F7",
+            "900150983CD24FB0D6963F7D28E17F7G",
+            "ü0150983CD24FB0D6963F7D28E17F7",
+        ] {
             assert!(Md5Digest::from_hex(bad).is_err(), "{bad:?}");
         }
     }

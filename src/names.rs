@@ -61,11 +61,19 @@ pub fn validate_container_name(name: &str) -> Result<(), NameError> {
     if name == ROOT_CONTAINER {
         return Ok(());
     }
-    let fail = |reason| Err(NameError::Container { name: name.to_string(), reason });
+    let fail = |reason| {
+        Err(NameError::Container {
+            name: name.to_string(),
+            reason,
+        })
+    };
     if !(3..=63).contains(&name.len()) {
         return fail("must be 3 to 63 characters long");
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return fail("only lowercase letters, digits and hyphens are allowed");
     }
     if name.starts_with('-') || name.ends_with('-') {
@@ -82,7 +90,12 @@ pub fn validate_container_name(name: &str) -> Result<(), NameError> {
 /// # Errors
 /// [`NameError::Blob`] naming the broken rule.
 pub fn validate_blob_name(name: &str) -> Result<(), NameError> {
-    let fail = |reason| Err(NameError::Blob { name: name.to_string(), reason });
+    let fail = |reason| {
+        Err(NameError::Blob {
+            name: name.to_string(),
+            reason,
+        })
+    };
     let chars = name.chars().count();
     if chars == 0 {
         return fail("must not be empty");
@@ -119,11 +132,15 @@ impl BlobPath {
     /// # Errors
     /// [`NameError::NoContainer`] without a `/`; otherwise the container or blob name error.
     pub fn parse(path: &str) -> Result<Self, NameError> {
-        let (container, name) =
-            path.split_once('/').ok_or_else(|| NameError::NoContainer { path: path.to_string() })?;
+        let (container, name) = path.split_once('/').ok_or_else(|| NameError::NoContainer {
+            path: path.to_string(),
+        })?;
         validate_container_name(container)?;
         validate_blob_name(name)?;
-        Ok(BlobPath { container: container.to_string(), name: name.to_string() })
+        Ok(BlobPath {
+            container: container.to_string(),
+            name: name.to_string(),
+        })
     }
 }
 
@@ -286,18 +303,42 @@ mod tests {
         for ok in ["abc", "a-b-c", "pictures", "0abc", &"a".repeat(63), "$root"] {
             assert_eq!(validate_container_name(ok), Ok(()), "{ok}");
         }
-        for bad in ["ab", &"a".repeat(64), "Abc", "a--b", "-abc", "abc-", "a_b", "a.b", "$logs", ""] {
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "Abc",
+            "a--b",
+            "-abc",
+            "abc-",
+            "a_b",
+            "a.b",
+            "$logs",
+            "",
+        ] {
             assert!(validate_container_name(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn blob_names() {
-        for ok in ["a", "a/b", "with space/ü.jpg", &"x".repeat(1024), &"a/".repeat(253).to_string()] {
+        for ok in [
+            "a",
+            "a/b",
+            "with space/ü.jpg",
+            &"x".repeat(1024),
+            &"a/".repeat(253).to_string(),
+        ] {
             assert_eq!(validate_blob_name(ok), Ok(()), "{ok}");
         }
         let too_many = vec!["a"; 255].join("/");
-        for bad in ["", &"x".repeat(1025), "a\u{0}b", "a\nb", &too_many, "a\u{FFFF}"] {
+        for bad in [
+            "",
+            &"x".repeat(1025),
+            "a\u{0}b",
+            "a\nb",
+            &too_many,
+            "a\u{FFFF}",
+        ] {
             assert!(validate_blob_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -305,12 +346,24 @@ mod tests {
     #[test]
     fn blob_paths() {
         let p = BlobPath::parse("pictures/bob/wild/desert.jpg").unwrap();
-        assert_eq!((p.container.as_str(), p.name.as_str()), ("pictures", "bob/wild/desert.jpg"));
+        assert_eq!(
+            (p.container.as_str(), p.name.as_str()),
+            ("pictures", "bob/wild/desert.jpg")
+        );
         assert_eq!(p.to_string(), "pictures/bob/wild/desert.jpg");
         assert!(BlobPath::parse("$root/logo.bmp").is_ok());
-        assert!(matches!(BlobPath::parse("nocontainer"), Err(NameError::NoContainer { .. })));
-        assert!(matches!(BlobPath::parse("Bad/x"), Err(NameError::Container { .. })));
-        assert!(matches!(BlobPath::parse("good/"), Err(NameError::Blob { .. })));
+        assert!(matches!(
+            BlobPath::parse("nocontainer"),
+            Err(NameError::NoContainer { .. })
+        ));
+        assert!(matches!(
+            BlobPath::parse("Bad/x"),
+            Err(NameError::Container { .. })
+        ));
+        assert!(matches!(
+            BlobPath::parse("good/"),
+            Err(NameError::Blob { .. })
+        ));
     }
 
     #[test]
@@ -318,8 +371,14 @@ mod tests {
         let p = DrivePath::parse(r"\pictures\bob\wild\desert.jpg").unwrap();
         assert_eq!(p.segments(), ["pictures", "bob", "wild", "desert.jpg"]);
         assert_eq!(p.to_manifest_string(), r"\pictures\bob\wild\desert.jpg");
-        assert_eq!(DrivePath::parse("a/./b//c").unwrap().segments(), ["a", "b", "c"]);
-        assert_eq!(p.under(Path::new("/mnt/d")), Path::new("/mnt/d/pictures/bob/wild/desert.jpg"));
+        assert_eq!(
+            DrivePath::parse("a/./b//c").unwrap().segments(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            p.under(Path::new("/mnt/d")),
+            Path::new("/mnt/d/pictures/bob/wild/desert.jpg")
+        );
 
         use PathError::*;
         let cases: &[(&str, fn(&PathError) -> bool)] = &[
@@ -345,7 +404,14 @@ mod tests {
     #[test]
     fn from_segments_refuses_unsafe_parts() {
         assert!(DrivePath::from_segments(["a", "b"]).is_some());
-        for bad in [vec![".."], vec!["a/b"], vec![""], vec!["c:"], vec![], vec!["a\\b"]] {
+        for bad in [
+            vec![".."],
+            vec!["a/b"],
+            vec![""],
+            vec!["c:"],
+            vec![],
+            vec!["a\\b"],
+        ] {
             assert!(DrivePath::from_segments(bad.clone()).is_none(), "{bad:?}");
         }
     }

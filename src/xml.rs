@@ -54,7 +54,10 @@ impl Element {
 
     /// The value of attribute `name`, if present.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The text of the first child named `name`, if that child exists.
@@ -92,7 +95,10 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
                     return Err(err(offset, "content after the root element"));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(err(offset, format!("elements nested deeper than {MAX_DEPTH}")));
+                    return Err(err(
+                        offset,
+                        format!("elements nested deeper than {MAX_DEPTH}"),
+                    ));
                 }
                 stack.push(element(&start, offset)?);
             }
@@ -101,15 +107,21 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 close(&mut stack, &mut root, el, offset)?;
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| err(offset, "unexpected end tag"))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| err(offset, "unexpected end tag"))?;
                 close(&mut stack, &mut root, el, offset)?;
             }
             Event::Text(text) => {
-                let s = text.xml10_content().map_err(|e| err(offset, e.to_string()))?;
+                let s = text
+                    .xml10_content()
+                    .map_err(|e| err(offset, e.to_string()))?;
                 push_text(&mut stack, &s, offset)?;
             }
             Event::CData(data) => {
-                let s = data.xml10_content().map_err(|e| err(offset, e.to_string()))?;
+                let s = data
+                    .xml10_content()
+                    .map_err(|e| err(offset, e.to_string()))?;
                 push_text(&mut stack, &s, offset)?;
             }
             Event::GeneralRef(r) => {
@@ -128,7 +140,10 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
             Event::Eof => {
                 if let Some(open) = stack.last() {
-                    return Err(err(offset, format!("element <{}> is not closed", open.name)));
+                    return Err(err(
+                        offset,
+                        format!("element <{}> is not closed", open.name),
+                    ));
                 }
                 return root.ok_or_else(|| err(offset, "no root element"));
             }
@@ -137,7 +152,10 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
 }
 
 fn err(offset: u64, message: impl Into<String>) -> XmlError {
-    XmlError { offset, message: message.into() }
+    XmlError {
+        offset,
+        message: message.into(),
+    }
 }
 
 fn element(start: &BytesStart<'_>, offset: u64) -> Result<Element, XmlError> {
@@ -159,7 +177,13 @@ fn element(start: &BytesStart<'_>, offset: u64) -> Result<Element, XmlError> {
             .into_owned();
         attrs.push((key, value));
     }
-    Ok(Element { name, attrs, text: String::new(), children: Vec::new(), offset })
+    Ok(Element {
+        name,
+        attrs,
+        text: String::new(),
+        children: Vec::new(),
+        offset,
+    })
 }
 
 fn close(
@@ -203,7 +227,10 @@ pub(crate) const EOL: &str = "\r\n";
 impl XmlWriter {
     /// A writer that has already written the XML declaration.
     pub fn new() -> Self {
-        let mut w = XmlWriter { out: String::with_capacity(4096), depth: 0 };
+        let mut w = XmlWriter {
+            out: String::with_capacity(4096),
+            depth: 0,
+        };
         w.out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
         w.out.push_str(EOL);
         w
