@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README documents it: unit, integration and CLI tests, the real-input
+# import check, and a build of every bench and fuzz target. Installs nothing system-wide; runs offline
+# apart from crates.io.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo test (debug build, both I/O engines)"
+cargo test --all-features --lib --bins --tests 2>&1
+
+echo "== benches and fuzz targets build"
+cargo bench --no-run --quiet 2>&1
+if [ -f fuzz/Cargo.toml ]; then
+  cargo check --quiet --manifest-path fuzz/Cargo.toml --bins 2>&1
+fi
+echo "== all tests passed"
