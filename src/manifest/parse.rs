@@ -27,17 +27,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<DriveManifest, ManifestError> {
         });
     }
     let version = root.attr("Version").map(str::to_string);
-    let mut drive = None;
-    for child in &root.children {
-        if child.name == "Drive" {
-            once(&mut drive, child, "Drive", "DriveManifest")?;
-        }
-    }
-    let drive = drive.ok_or(ManifestError::MissingElement {
+    let drive = root.child("Drive").ok_or(ManifestError::MissingElement {
         element: "Drive",
         parent: "DriveManifest",
         offset: root.offset,
     })?;
+    if let Some(second) = root.children_named("Drive").nth(1) {
+        return Err(ManifestError::DuplicateElement {
+            element: "Drive",
+            parent: "DriveManifest",
+            offset: second.offset,
+        });
+    }
     Ok(DriveManifest {
         version,
         drive: parse_drive(drive)?,
@@ -103,7 +104,8 @@ fn parse_drive(el: &Element) -> Result<Drive, ManifestError> {
             .text
             .clone(),
         credential,
-        client_creator: creator.map(|c| c.text.clone()),
+        // The loop above checked that there is at most one.
+        client_creator: el.child_text("ClientCreator").map(str::to_string),
         blob_lists,
         source_offset: SourceOffset(Some(el.offset)),
     })
@@ -388,7 +390,8 @@ mod tests {
 
     #[test]
     fn document_level_errors() {
-        let cases: &[(&str, fn(&ManifestError) -> bool)] = &[
+        type Check = fn(&ManifestError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("<Other/>", |e| matches!(e, ManifestError::WrongRoot { .. })),
             ("<DriveManifest/>", |e| {
                 matches!(
