@@ -363,13 +363,14 @@ fn list(problems: &[Problem]) -> String {
 
 // ---- property: every generated model round-trips through XML -------------------------------
 
-/// Text with XML-special characters, whitespace, line breaks and non-ASCII (but nothing XML 1.0
-/// cannot carry).
+/// Text with XML-special characters, whitespace, line breaks, control characters and non-ASCII:
+/// anything but NUL, which XML 1.0 cannot carry.
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z0-9/ ]{0,12}",
         "[ \t\r\n<>&\"'\\\\/a-zA-Zü漢🦀.;=?#%-]{0,24}",
         "\\PC{0,16}",
+        "[^\\x00]{0,16}",
     ]
 }
 

@@ -450,7 +450,8 @@ impl DriveManifest {
     /// right after the credential), uppercase hex, two-space indent, `\r\n` line ends.
     ///
     /// Deterministic; `DriveManifest::parse(m.to_xml().as_bytes()) == Ok(m)` for every model whose
-    /// strings XML 1.0 can carry (no NUL, no U+FFFE or U+FFFF; a parsed model never has them).
+    /// strings contain no NUL, the one character XML 1.0 cannot carry (a parsed model never has
+    /// one). Control characters, line breaks and markup characters are escaped.
     /// The output contains the credential in clear: it is a manifest, not a report.
     pub fn to_xml(&self) -> String {
         write::to_xml(self)
