@@ -653,11 +653,12 @@ fn check_block_ids(out: &mut BlobProblems<'_>, blocks: &[Block]) {
     let mut expected_chars = None;
     for (i, b) in blocks.iter().enumerate() {
         let Some(id) = &b.id else { continue };
-        let expected = *expected_chars.get_or_insert(id.len());
-        if id.len() != expected {
+        let chars = id.chars().count();
+        let expected = *expected_chars.get_or_insert(chars);
+        if chars != expected {
             let kind = ProblemKind::BlockIdLengthMismatch {
                 expected_chars: expected,
-                found_chars: id.len(),
+                found_chars: chars,
             };
             out.push_at("Block", Some(i), b.offset, kind);
         }
