@@ -370,23 +370,22 @@ pub(super) fn validate(m: &DriveManifest, limits: &Limits) -> Vec<Problem> {
             source_offset: list.source_offset.0,
             ..Location::default()
         };
-        check_hashed(
-            &mut problems,
-            &at,
-            list.metadata_path.as_ref(),
-            list.properties_path.as_ref(),
-        );
+        for (element, kind) in
+            hashed_problems(list.metadata_path.as_ref(), list.properties_path.as_ref())
+        {
+            let location = Location {
+                element,
+                ..at.clone()
+            };
+            problems.push(Problem { kind, location });
+        }
         for (bi, blob) in list.blobs.iter().enumerate() {
             let mut out = BlobProblems {
                 problems: &mut problems,
-                at: Location {
-                    list_index: Some(li),
-                    blob_index: Some(bi),
-                    blob_path: Some(blob.blob_path.clone()),
-                    element: "Blob",
-                    source_offset: blob.source_offset.0.or(list.source_offset.0),
-                    ..Location::default()
-                },
+                list_index: li,
+                blob_index: bi,
+                blob_path: &blob.blob_path,
+                source_offset: blob.source_offset.0.or(list.source_offset.0),
             };
             match seen.get(blob.blob_path.as_str()) {
                 Some(&(first_list, first_blob)) => out.push(
@@ -406,21 +405,32 @@ pub(super) fn validate(m: &DriveManifest, limits: &Limits) -> Vec<Problem> {
     problems
 }
 
-/// Problems of one blob, all sharing its location.
+/// Problems of one blob; the location is built only when a problem is found, so a clean blob costs
+/// no allocation.
 struct BlobProblems<'a> {
     problems: &'a mut Vec<Problem>,
-    at: Location,
+    list_index: usize,
+    blob_index: usize,
+    blob_path: &'a str,
+    source_offset: Option<u64>,
 }
 
 impl BlobProblems<'_> {
+    fn location(&self, element: &'static str) -> Location {
+        Location {
+            list_index: Some(self.list_index),
+            blob_index: Some(self.blob_index),
+            blob_path: Some(self.blob_path.to_string()),
+            element,
+            item_index: None,
+            offset_bytes: None,
+            source_offset: self.source_offset,
+        }
+    }
+
     fn push(&mut self, element: &'static str, kind: ProblemKind) {
-        self.problems.push(Problem {
-            kind,
-            location: Location {
-                element,
-                ..self.at.clone()
-            },
-        });
+        let location = self.location(element);
+        self.problems.push(Problem { kind, location });
     }
 
     fn push_at(
@@ -430,42 +440,28 @@ impl BlobProblems<'_> {
         offset_bytes: u64,
         kind: ProblemKind,
     ) {
-        self.problems.push(Problem {
-            kind,
-            location: Location {
-                element,
-                item_index,
-                offset_bytes: Some(offset_bytes),
-                ..self.at.clone()
-            },
-        });
+        let location = Location {
+            item_index,
+            offset_bytes: Some(offset_bytes),
+            ..self.location(element)
+        };
+        self.problems.push(Problem { kind, location });
     }
 }
 
-fn check_hashed(
-    problems: &mut Vec<Problem>,
-    at: &Location,
+/// The problems of a `MetadataPath` and a `PropertiesPath` (of a list or a blob), with the element
+/// name of each.
+fn hashed_problems(
     metadata: Option<&HashedPath>,
     properties: Option<&HashedPath>,
-) {
-    if let Some(Err(e)) = metadata.map(HashedPath::drive_path) {
-        problems.push(Problem {
-            kind: ProblemKind::InvalidMetadataPath(e),
-            location: Location {
-                element: "MetadataPath",
-                ..at.clone()
-            },
-        });
-    }
-    if let Some(Err(e)) = properties.map(HashedPath::drive_path) {
-        problems.push(Problem {
-            kind: ProblemKind::InvalidPropertiesPath(e),
-            location: Location {
-                element: "PropertiesPath",
-                ..at.clone()
-            },
-        });
-    }
+) -> impl Iterator<Item = (&'static str, ProblemKind)> {
+    let metadata = metadata
+        .and_then(|m| m.drive_path().err())
+        .map(|e| ("MetadataPath", ProblemKind::InvalidMetadataPath(e)));
+    let properties = properties
+        .and_then(|p| p.drive_path().err())
+        .map(|e| ("PropertiesPath", ProblemKind::InvalidPropertiesPath(e)));
+    metadata.into_iter().chain(properties)
 }
 
 fn check_blob(out: &mut BlobProblems<'_>, blob: &Blob, limits: &Limits) {
@@ -475,13 +471,11 @@ fn check_blob(out: &mut BlobProblems<'_>, blob: &Blob, limits: &Limits) {
     if let Err(e) = DrivePath::parse(&blob.file_path) {
         out.push("FilePath", ProblemKind::InvalidFilePath(e));
     }
-    let at = out.at.clone();
-    check_hashed(
-        out.problems,
-        &at,
-        blob.metadata_path.as_ref(),
-        blob.properties_path.as_ref(),
-    );
+    for (element, kind) in
+        hashed_problems(blob.metadata_path.as_ref(), blob.properties_path.as_ref())
+    {
+        out.push(element, kind);
+    }
     match (&blob.page_range_list, &blob.block_list) {
         (None, None) => out.push("Blob", ProblemKind::NoRangeList),
         (Some(_), Some(_)) => out.push("Blob", ProblemKind::BothRangeLists),
@@ -1100,6 +1094,20 @@ mod tests {
             ),
             "{problems:?}"
         );
+
+        let mut m = manifest(vec![block_blob(0, vec![])]);
+        m.drive.blob_lists[0].properties_path = Some(HashedPath {
+            path: r"\..\p".into(),
+            hash: Md5Digest::default(),
+        });
+        let problems = m.validate(&Limits::default());
+        assert!(
+            matches!(&problems[..], [Problem { kind: K::InvalidPropertiesPath(_), location }]
+                if location.list_index == Some(0) && location.blob_index.is_none()
+                    && location.element == "PropertiesPath"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].blob_index(), None);
 
         let mut m = manifest(vec![block_blob(0, vec![]), block_blob(0, vec![])]);
         m.drive.drive_id = "  ".into();
