@@ -73,7 +73,8 @@ impl Element {
 ///
 /// # Errors
 /// [`XmlError`] with the byte offset of the fault for: input that is not UTF-8, mismatched or
-/// unclosed tags, bad escapes, duplicate attributes, text or a second element outside the root,
+/// unclosed tags, bad escapes, duplicate attributes, a NUL character (which the writer could not
+/// write back), text or a second element outside the root,
 /// nesting deeper than [`MAX_DEPTH`], or a document with no root element.
 pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
     let mut reader = Reader::from_reader(input);
@@ -175,6 +176,12 @@ fn element(start: &BytesStart<'_>, offset: u64) -> Result<Element, XmlError> {
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| err(offset, format!("attribute {key}: {e}")))?
             .into_owned();
+        if value.contains('\0') {
+            return Err(err(
+                offset,
+                format!("attribute {key}: NUL is not allowed in XML"),
+            ));
+        }
         attrs.push((key, value));
     }
     Ok(Element {
@@ -201,6 +208,10 @@ fn close(
 }
 
 fn push_text(stack: &mut [Element], text: &str, offset: u64) -> Result<(), XmlError> {
+    // XML 1.0 has no NUL, not even as `&#0;`, so a NUL read here could never be written back.
+    if text.contains('\0') {
+        return Err(err(offset, "NUL is not allowed in XML"));
+    }
     match stack.last_mut() {
         Some(el) => el.text.push_str(text),
         None if text.trim().is_empty() => {}
@@ -341,6 +352,8 @@ mod tests {
             (b"<A>&bogus;</A>", "entity"),
             (b"<A x='1' x='2'/>", "duplicate attribute"),
             (b"\xff\xfe<A/>", "not utf-8"),
+            (b"<A>a\0b</A>", "raw NUL in text"),
+            (b"<A x='\0'/>", "raw NUL in an attribute"),
         ] {
             assert!(parse(doc).is_err(), "{what} accepted");
         }
