@@ -1,7 +1,7 @@
 //! Drives of a job: the [`DriveState`] machine, the ARM `DriveStatus` record, the drive copy
 //! status and the redacted BitLocker key. Pure data and rules; transitions live in `transition.rs`.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The state of one drive of a job (azure-import-export.md §6.2; ARM enum `DriveState`, plus
