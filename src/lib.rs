@@ -23,6 +23,7 @@ pub mod bloblist;
 pub mod copylog;
 pub mod digest;
 pub mod engine;
+pub mod events;
 pub mod job;
 pub mod manifest;
 pub mod metadata;

@@ -275,6 +275,39 @@ impl ReadFile {
     pub fn rel_path(&self) -> &Path {
         &self.inner.rel
     }
+
+    /// Read the whole file on the calling thread with `pread`, for small files (a manifest, a
+    /// metadata or properties file) that do not go through the block pipeline.
+    ///
+    /// # Errors
+    /// `InvalidData` if the file is longer than `max_bytes`; `InvalidInput` for a file opened
+    /// with `O_DIRECT` (open small files without it); the OS read error otherwise.
+    pub fn read_to_end(&self, max_bytes: u64) -> io::Result<Vec<u8>> {
+        if self.inner.direct {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_to_end needs a file opened without O_DIRECT",
+            ));
+        }
+        if self.inner.len_bytes > max_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} bytes is over the limit of {max_bytes}", self.inner.len_bytes),
+            ));
+        }
+        let mut out = vec![0u8; usize::try_from(self.inner.len_bytes).unwrap_or(0)];
+        let mut filled = 0;
+        while filled < out.len() {
+            match self.inner.file.read_at(&mut out[filled..], filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.truncate(filled);
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
