@@ -546,6 +546,8 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 
     /// Get Blob: the bytes of `range` (the whole blob for `None`). The end is clamped to the
     /// blob's length; an empty range or a 0-byte blob reads as empty.
+    /// The whole range is returned in memory: callers bound memory by reading large blobs in
+    /// ranges.
     ///
     /// # Errors
     /// [`StoreError::NotFound`]; [`StoreError::InvalidInput`] when a non-empty range starts at or

@@ -4,38 +4,8 @@
 //! This module owns the naming rules only; it creates nothing (the caller makes directories and
 //! renames) and reads the file system only to test what already occupies a candidate path.
 //!
-//! # The data-file mapping
-//! A blob `container/s1/s2/.../sn` (its name split at every `/`, empty segments kept) lives at
-//! `<root>/<container>/e(s1)/e(s2)/.../e(sn)`, where `e` encodes one segment:
-//! - an empty segment is `%`; the segments `.` and `..` are `%2E` and `%2E%2E`;
-//! - otherwise the segment itself, with each `%` written `%25`; all other characters (spaces,
-//!   `\`, `:`, `*`, `?`, non-ASCII) are kept, since only `/` and NUL are special on Linux and blob
-//!   names cannot hold either;
-//! - an encoded segment over [`MAX_ENCODED_SEGMENT_BYTES`] keeps its first bytes (cut at a
-//!   character boundary) followed by `%~` and the uppercase hex MD5 of the whole segment.
-//!
-//! Ordinary names (`pictures/bob/desert.jpg`) therefore map to the path a user expects.
-//!
-//! **File/directory collisions.** Blobs `a` and `a/b` can both exist, but a path cannot be a file
-//! and a directory. When the natural place of a segment is taken by the wrong kind (a file where
-//! a directory is needed, or a directory where the blob's file would go), the segment takes the
-//! first free alternate `e(s)%+1`, `e(s)%+2`, … (up to [`MAX_ALTERNATES`]). Which alternate was
-//! chosen depends on what existed at commit time, so the sidecar record stores the data path and
-//! reads never recompute it.
-//!
-//! **Very long paths.** When `<root>/<container>/...` would exceed [`MAX_DATA_PATH_BYTES`]
-//! (Linux `PATH_MAX` is 4096 bytes; a 1,024-character name of 4-byte characters is already that
-//! long), the blob is stored flat at `<container>/%~/<h0h1>/<hex MD5 of the name>`.
-//!
-//! The mapping is injective: `%` only ever appears as `%25`, `%`, `%2E`, `%~` or `%+`, so every
-//! data path decodes to exactly one blob name (up to MD5 for shortened segments), and no segment
-//! is empty, `.`, `..` or holds `/`, so no blob name can reach outside `<root>/<container>`.
-//!
-//! # The sidecar tree
-//! `<root>/.drivecopy/` (container names cannot start with `.`):
-//! - `blobs/<container>/<h0h1>/<hex>.json`: the record of blob `name`, `hex` = MD5 of the name;
-//! - `staging/<container>/<hex>/{data,index}`: uncommitted blocks of that blob;
-//! - `tmp/`: unique temporary files (created with `create_new`), renamed into place.
+//! The rules are documented in the parent module's `# Layout` section (they are part of the
+//! store's public format).
 
 use std::io;
 use std::path::{Path, PathBuf};

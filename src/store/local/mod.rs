@@ -7,9 +7,45 @@
 //! # Layout
 //! `<root>/<container>/<blob name with / as directories>` holds the bytes of each committed blob;
 //! properties, metadata, block lists, page ranges and uncommitted blocks live in the hidden
-//! sidecar tree `<root>/.drivecopy/`. The naming rules (escapes for `.`, `..`, empty segments,
-//! `%`, over-long names; alternates for blobs `a` and `a/b` side by side) are in [`layout`]'s
-//! docs. The sidecar record of each blob says where its data file is, so reads never guess.
+//! sidecar tree `<root>/.drivecopy/`. The sidecar record of each blob says where its data file
+//! is, so reads never guess.
+//!
+//! ## The data-file mapping
+//! A blob `container/s1/s2/.../sn` (its name split at every `/`, empty segments kept) lives at
+//! `<root>/<container>/e(s1)/e(s2)/.../e(sn)`, where `e` encodes one segment:
+//! - an empty segment is `%`; the segments `.` and `..` are `%2E` and `%2E%2E`;
+//! - otherwise the segment itself, with each `%` written `%25`; all other characters (spaces,
+//!   `\`, `:`, `*`, `?`, non-ASCII) are kept, since only `/` and NUL are special on Linux and blob
+//!   names cannot hold either;
+//! - an encoded segment over 250 bytes keeps its first bytes (cut at a
+//!   character boundary) followed by `%~` and the uppercase hex MD5 of the whole segment.
+//!
+//! Ordinary names (`pictures/bob/desert.jpg`) therefore map to the path a user expects.
+//!
+//! **File/directory collisions.** Blobs `a` and `a/b` can both exist, but a path cannot be a file
+//! and a directory. When the natural place of a segment is taken by the wrong kind (a file where
+//! a directory is needed, or a directory where the blob's file would go), the segment takes the
+//! first free alternate `e(s)%+1`, `e(s)%+2`, … (up to 64). Which alternate was
+//! chosen depends on what existed at commit time, so the sidecar record stores the data path and
+//! reads never recompute it.
+//!
+//! **Very long paths.** When `<root>/<container>/...` would exceed 4,000 bytes
+//! (Linux `PATH_MAX` is 4096 bytes; a 1,024-character name of 4-byte characters is already that
+//! long), the blob is stored flat at `<container>/%~/<h0h1>/<hex MD5 of the name>`.
+//!
+//! The mapping is injective: `%` only ever appears as `%25`, `%`, `%2E`, `%~` or `%+`, so every
+//! data path decodes to exactly one blob name (up to MD5 for shortened segments), and no segment
+//! is empty, `.`, `..` or holds `/`, so no blob name can reach outside `<root>/<container>`.
+//!
+//! Records and staging areas are keyed by the MD5 of the blob name; each holds the full name, so
+//! two names with the same MD5 (possible only by construction) are refused with
+//! [`StoreError::InvalidInput`], never mixed up.
+//!
+//! ## The sidecar tree
+//! `<root>/.drivecopy/` (container names cannot start with `.`):
+//! - `blobs/<container>/<h0h1>/<hex>.json`: the record of blob `name`, `hex` = MD5 of the name;
+//! - `staging/<container>/<hex>/{data,index}`: uncommitted blocks of that blob;
+//! - `tmp/`: unique temporary files (created with `create_new`), renamed into place.
 //!
 //! # Commit protocol and crash recovery
 //! A record holds the blob's `current` version and, during a write, a `pending` one. Each
@@ -35,9 +71,16 @@
 //! loses nothing). With fsync on, a staged block's bytes are flushed before its index entry is
 //! written, so blocks listed after a restart hold their bytes.
 //!
+//! # Page blobs
+//! Create Page Blob publishes a sparse file of the declared length (`ftruncate`, so only
+//! written pages take disk space). Put Page writes in place with `pwrite` and is visible at
+//! once, as on Azure; the page-range map in the record is updated after the data write (with
+//! fsync on: after the data is flushed), so a crash between the two under-reports a range
+//! whose bytes are nonetheless present.
+//!
 //! # Staging without copies
 //! Uncommitted blocks of a blob go into one staging data file at their offset hints (see
-//! [`staging`]). When a committed list puts every block exactly where it was staged (the usual
+//! the `staging` submodule). When a committed list puts every block exactly where it was staged (the usual
 //! case), the staging file is truncated to the blob's length and renamed into place: no byte is
 //! copied. Otherwise the commit assembles a new file from the staged pieces with
 //! `copy_file_range` (through `std::io::copy`). Concurrent stages of one blob `pwrite` in
@@ -648,14 +691,16 @@ impl Inner {
         remove_files: bool,
     ) {
         *gate = false;
+        // Hold the map lock while removing the files, so no new staging area of this blob can be
+        // opened on the directory being removed.
         let mut map = lock(&self.staging);
         if map.get(path).is_some_and(|s| Arc::ptr_eq(s, staging)) {
             map.remove(path);
         }
-        drop(map);
         if remove_files {
             let _ = fs::remove_dir_all(&staging.dir);
         }
+        drop(map);
     }
 
     /// Discard a blob's uncommitted blocks (Put Blob, delete). The caller holds the stripe lock.
@@ -789,7 +834,7 @@ impl Inner {
         });
         let result = self.commit_locked(path, ids, options, current, staging.as_ref(), bad_list);
         if let (Some(st), Some(g)) = (staging.as_ref(), gate.as_mut()) {
-            self.close_staging(path, st, &mut **g, result.is_ok());
+            self.close_staging(path, st, g, result.is_ok());
         }
         result
     }
