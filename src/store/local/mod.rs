@@ -826,6 +826,15 @@ impl Inner {
         let _stripe = self.stripe(path);
         let (_, current) = self.settle(path)?;
         check_condition(path, &options.condition, current.as_ref())?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.kind != BlobKind::BlockBlob)
+        {
+            // Azure: 409 InvalidBlobType; Put Blob, not Put Block List, may change the type.
+            return Err(StoreError::AlreadyExists {
+                path: path.to_string(),
+            });
+        }
         let staging = self.staging(path, false)?;
         let mut gate = staging.as_ref().map(|s| {
             s.gate

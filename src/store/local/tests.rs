@@ -138,6 +138,99 @@ async fn in_place_commit_renames_the_staging_file() {
 }
 
 #[tokio::test]
+async fn identical_blocks_at_several_offsets_commit_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "zeros.img");
+    let zeros = vec![0u8; 8192];
+    for i in (0..4u64).rev() {
+        s.stage_block(&p, staged(0, &zeros, Some(8192 * i)))
+            .await
+            .expect("stage");
+    }
+    let staging_data = s
+        .root()
+        .join(layout::staging_rel("c1c", "zeros.img"))
+        .join("data");
+    let staging_ino = std::fs::metadata(&staging_data)
+        .expect("staging file")
+        .ino();
+    let same = vec![ids(1)[0].clone(); 4];
+    s.commit_block_list(&p, &same, CommitOptions::default())
+        .await
+        .expect("commit");
+    let data = s.root().join("c1c/zeros.img");
+    assert_eq!(std::fs::metadata(&data).expect("data").ino(), staging_ino);
+    assert_eq!(std::fs::read(&data).expect("read"), vec![0u8; 32768]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_racing_a_commit_never_mixes_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).with_fsync(false);
+    s.create_container("c1c").await.expect("container");
+    let (a, b) = (vec![b'A'; 65536], vec![b'B'; 65536]);
+    for round in 0..24 {
+        let p = bp("c1c", &format!("race/{round}"));
+        s.stage_block(&p, staged(0, &a, Some(0)))
+            .await
+            .expect("stage A");
+        let list = ids(1);
+        let (committed, restaged) = tokio::join!(
+            s.commit_block_list(&p, &list, CommitOptions::default()),
+            s.stage_block(&p, staged(0, &b, Some(0)))
+        );
+        committed.expect("commit");
+        restaged.expect("stage B");
+        let blob = s.read_range(&p, None).await.expect("read");
+        let pending = s.get_block_list(&p).await.expect("list").uncommitted;
+        if blob == a {
+            // The stage came second: B waits, uncommitted.
+            assert_eq!(pending, vec![(ids(1)[0].clone(), 65536)], "round {round}");
+        } else {
+            assert_eq!(blob, b, "round {round}: the blob is one version, whole");
+            assert!(pending.is_empty(), "round {round}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_block_list_cannot_replace_a_page_blob() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "disk");
+    s.create_page_blob(&p, 512, CommitOptions::default())
+        .await
+        .expect("create");
+    s.stage_block(&p, staged(0, b"x", None))
+        .await
+        .expect("stage");
+    let err = s
+        .commit_block_list(&p, &ids(1), CommitOptions::default())
+        .await
+        .expect_err("type");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+    assert!(matches!(
+        s.get_block_list(&p).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    // Put Blob may change the type, as on Azure.
+    s.put_blob(
+        &p,
+        Bytes::from_static(b"now a block blob"),
+        CommitOptions::default(),
+    )
+    .await
+    .expect("put");
+    assert_eq!(
+        s.get_properties(&p).await.expect("props").kind,
+        BlobKind::BlockBlob
+    );
+}
+
+#[tokio::test]
 async fn out_of_place_commit_assembles_a_copy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = store(&dir);
