@@ -439,6 +439,30 @@ impl StoreError {
 /// - Listings are sorted by name (bytewise, as Azure) and hold committed blobs only.
 /// - A store never returns or logs a credential, not even inside [`blob_url`](Self::blob_url).
 ///
+/// # Example
+/// Stage two blocks out of order, commit them in order, read the blob back:
+/// ```
+/// # use drivecopy::store::{local::LocalStore, BlobStore, BlockChecksum, BlockId, CommitOptions, StageBlock};
+/// # use drivecopy::{digest::Md5Digest, names::BlobPath};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = LocalStore::open(dir.path())?;
+/// store.create_container("pictures").await?;
+/// let path = BlobPath::parse("pictures/bob/desert.jpg").expect("valid name");
+/// for (n, data, offset) in [(1u32, &b"world"[..], 6u64), (0, &b"hello "[..], 0)] {
+///     let data = bytes::Bytes::copy_from_slice(data);
+///     let id = BlockId::new(n.to_le_bytes())?;
+///     let checksum = BlockChecksum::Md5Verified(Md5Digest::of(&data));
+///     store.stage_block(&path, StageBlock { id, data, checksum, offset_hint: Some(offset) }).await?;
+/// }
+/// let ids = [BlockId::new(0u32.to_le_bytes())?, BlockId::new(1u32.to_le_bytes())?];
+/// let props = store.commit_block_list(&path, &ids, CommitOptions::default()).await?;
+/// assert_eq!(props.length, 11);
+/// assert_eq!(store.read_range(&path, None).await?, &b"hello world"[..]);
+/// # Ok::<(), drivecopy::store::StoreError>(())
+/// # }).unwrap();
+/// ```
+///
 /// # Cancel safety
 /// Dropping any returned future never leaves a partial committed blob: a dropped commit either
 /// happened entirely or not at all, and a dropped stage leaves at most an unlisted block.
