@@ -45,6 +45,8 @@
 //! `<root>/.drivecopy/` (container names cannot start with `.`):
 //! - `blobs/<container>/<h0h1>/<hex>.json`: the record of blob `name`, `hex` = MD5 of the name;
 //! - `staging/<container>/<hex>/{data,index}`: uncommitted blocks of that blob;
+//! - `lists/`: per-version committed block lists and page-range logs, uniquely named, so the
+//!   records stay small and a Put Page appends one line instead of rewriting a map;
 //! - `tmp/`: unique temporary files (created with `create_new`), renamed into place.
 //!
 //! # Commit protocol and crash recovery
@@ -190,12 +192,11 @@ struct Version {
     modified_nanos: u32,
     content: ContentProperties,
     metadata: BTreeMap<String, String>,
-    /// Committed block list (Base64 id, length in bytes) of a block blob.
+    /// The version's list file, relative to the root (kept out of the record so that reads
+    /// stay cheap): a block blob's committed block list (JSON array of `[base64 id, length]`),
+    /// or a page blob's log of written ranges (one `start length` line per Put Page).
     #[serde(default)]
-    blocks: Vec<(String, u64)>,
-    /// Written ranges `[start, end)` of a page blob, merged.
-    #[serde(default)]
-    pages: Vec<(u64, u64)>,
+    list: Option<String>,
 }
 
 impl Version {
@@ -297,7 +298,7 @@ impl LocalStore {
         };
         fs::create_dir_all(root).map_err(io_error(&here, "create", root))?;
         let root = fs::canonicalize(root).map_err(io_error(&here, "canonicalize", root))?;
-        for sub in ["tmp", "blobs", "staging"] {
+        for sub in ["tmp", "blobs", "staging", "lists"] {
             let dir = root.join(layout::SIDECAR_DIR).join(sub);
             fs::create_dir_all(&dir).map_err(io_error(&here, "create", &dir))?;
         }
@@ -491,18 +492,26 @@ impl Inner {
                 .as_ref()
                 .is_some_and(|v| v.ino == p.version.ino && v.data == p.version.data);
             if rolled_forward {
-                if let Some(old) = rec
-                    .current
-                    .as_ref()
-                    .filter(|old| old.data != p.version.data)
-                {
+                if let Some(old) = rec.current.as_ref() {
                     let old_file = self.root.join(&old.data);
-                    if ino_of(&old_file) == Some(old.ino) {
+                    if old.data != p.version.data && ino_of(&old_file) == Some(old.ino) {
                         let _ = fs::remove_file(old_file);
                     }
+                    if old.list != p.version.list {
+                        self.remove_list(old);
+                    }
                 }
-            } else if Path::new(&p.source).starts_with(layout::tmp_rel()) {
-                let _ = fs::remove_file(self.root.join(&p.source));
+            } else {
+                if Path::new(&p.source).starts_with(layout::tmp_rel()) {
+                    let _ = fs::remove_file(self.root.join(&p.source));
+                }
+                if rec
+                    .current
+                    .as_ref()
+                    .is_none_or(|c| c.list != p.version.list)
+                {
+                    self.remove_list(&p.version);
+                }
             }
             rec.current = seen.clone();
             self.write_record(path, &rec, false)?;
@@ -554,6 +563,9 @@ impl Inner {
                         if ino_of(&old_file) == Some(old.ino) {
                             let _ = fs::remove_file(old_file);
                         }
+                    }
+                    if let Some(old) = current.as_ref().filter(|old| old.list != version.list) {
+                        self.remove_list(old);
                     }
                     let done = Record {
                         name: path.name.clone(),
@@ -861,13 +873,15 @@ impl Inner {
             Staged(u64, u64),
             Committed(u64, u64),
         }
+        let old_blocks = match current.as_ref() {
+            Some(cur) => self.read_block_list(path, cur)?,
+            None => Vec::new(),
+        };
         let mut committed: HashMap<&str, (u64, u64)> = HashMap::new();
-        if let Some(cur) = current.as_ref().filter(|c| c.kind == BlobKind::BlockBlob) {
-            let mut off = 0u64;
-            for (id, len) in &cur.blocks {
-                committed.entry(id.as_str()).or_insert((off, *len));
-                off = off.saturating_add(*len);
-            }
+        let mut off = 0u64;
+        for (id, len) in &old_blocks {
+            committed.entry(id.as_str()).or_insert((off, *len));
+            off = off.saturating_add(*len);
         }
         let b64: Vec<String> = ids.iter().map(BlockId::to_base64).collect();
         let mut pieces = Vec::with_capacity(ids.len());
@@ -965,16 +979,22 @@ impl Inner {
             modified_nanos: 0,
             content: options.content,
             metadata: options.metadata,
-            blocks: b64
-                .into_iter()
-                .zip(pieces.iter().map(|p| match p {
-                    Piece::Staged(_, l) | Piece::Committed(_, l) => *l,
-                }))
-                .collect(),
-            pages: Vec::new(),
+            list: None,
         };
-        version.touch(self.new_etag());
-        let published = self.publish(path, current, version, source.clone());
+        let blocks: Vec<(String, u64)> = b64
+            .into_iter()
+            .zip(pieces.iter().map(|p| match p {
+                Piece::Staged(_, l) | Piece::Committed(_, l) => *l,
+            }))
+            .collect();
+        let published = self.write_block_list(path, &blocks).and_then(|list| {
+            version.list = list;
+            version.touch(self.new_etag());
+            self.publish(path, current, version.clone(), source.clone())
+        });
+        // On failure the list file is left for the next writer's `settle` (which removes it if
+        // the version never took effect) or orphaned (disk space only): it may already be in use
+        // if the failure came after the rename.
         if published.is_err() && source.starts_with(layout::tmp_rel()) {
             let _ = fs::remove_file(self.root.join(&source));
         }
@@ -1017,9 +1037,12 @@ impl Inner {
                 modified_nanos: 0,
                 content: options.content,
                 metadata: options.metadata,
-                blocks: Vec::new(),
-                pages: Vec::new(),
+                list: None,
             };
+            if kind == BlobKind::PageBlob {
+                let (_, list) = self.new_list_file(path, "pages")?;
+                version.list = Some(list);
+            }
             version.touch(self.new_etag());
             let v = self.publish(path, current, version, rel.clone())?;
             self.discard_staging(path)?;
@@ -1029,6 +1052,92 @@ impl Inner {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// A new, uniquely named file in the list directory.
+    fn new_list_file(&self, path: &BlobPath, ext: &str) -> Result<(File, String), StoreError> {
+        loop {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            let key = layout::name_key(&path.name);
+            let name = format!("{key}-{}-{n}-{nanos}.{ext}", std::process::id());
+            let rel = Path::new(layout::SIDECAR_DIR).join("lists").join(name);
+            let abs = self.root.join(&rel);
+            match OpenOptions::new().append(true).create_new(true).open(&abs) {
+                Ok(f) => return Ok((f, rel.to_string_lossy().into_owned())),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(path, "create", &abs)(e)),
+            }
+        }
+    }
+
+    /// Write a committed block list to a new list file (none for an empty list).
+    fn write_block_list(
+        &self,
+        path: &BlobPath,
+        blocks: &[(String, u64)],
+    ) -> Result<Option<String>, StoreError> {
+        if blocks.is_empty() {
+            return Ok(None);
+        }
+        let (mut f, rel) = self.new_list_file(path, "blocks")?;
+        let abs = self.root.join(&rel);
+        let body = serde_json::to_vec(blocks).unwrap_or_default();
+        let written = f
+            .write_all(&body)
+            .and_then(|()| if self.fsync() { f.sync_all() } else { Ok(()) })
+            .map_err(io_error(path, "write", &abs));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&abs);
+            return Err(e);
+        }
+        Ok(Some(rel))
+    }
+
+    /// A block blob's committed block list (empty for a page blob or a Put Blob).
+    fn read_block_list(
+        &self,
+        path: &BlobPath,
+        v: &Version,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let Some(list) = v.list.as_ref().filter(|_| v.kind == BlobKind::BlockBlob) else {
+            return Ok(Vec::new());
+        };
+        let file = self.root.join(list);
+        let bytes = fs::read(&file).map_err(io_error(path, "read", &file))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            io_error(path, "parse", &file)(io::Error::new(io::ErrorKind::InvalidData, e))
+        })
+    }
+
+    /// A page blob's written ranges, merged (a torn last line is skipped).
+    fn read_page_ranges(
+        &self,
+        path: &BlobPath,
+        v: &Version,
+    ) -> Result<Vec<Range<u64>>, StoreError> {
+        let Some(list) = &v.list else {
+            return Ok(Vec::new());
+        };
+        let file = self.root.join(list);
+        let text = fs::read(&file).map_err(io_error(path, "read", &file))?;
+        let ranges = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|line| {
+                let (start, len) = line.split_once(' ')?;
+                let start: u64 = start.parse().ok()?;
+                let end = start.checked_add(len.parse().ok()?)?;
+                Some(start..end.min(v.length))
+            })
+            .collect();
+        Ok(merge_ranges(ranges))
+    }
+
+    /// Remove a version's list file (best effort; an orphan costs only disk space).
+    fn remove_list(&self, v: &Version) {
+        if let Some(list) = &v.list {
+            let _ = fs::remove_file(self.root.join(list));
+        }
     }
 
     /// The version readers see, or `NotFound`.
@@ -1135,15 +1244,25 @@ impl Inner {
         let (rec, current) = self.settle(path)?;
         // If the blob was replaced meanwhile, this write landed in the old version: done.
         if let (Some(mut rec), Some(mut cur)) = (rec, current.filter(|c| c.ino == v.ino)) {
-            let mut ranges: Vec<Range<u64>> = cur.pages.iter().map(|&(s, e)| s..e).collect();
-            ranges.push(offset..offset + len);
-            cur.pages = merge_ranges(ranges)
-                .into_iter()
-                .map(|r| (r.start, r.end))
-                .collect();
+            if let Some(list) = &cur.list {
+                let list = self.root.join(list);
+                let mut log = OpenOptions::new()
+                    .append(true)
+                    .open(&list)
+                    .map_err(io_error(path, "open", &list))?;
+                log.write_all(format!("{offset} {len}\n").as_bytes())
+                    .and_then(|()| {
+                        if self.fsync() {
+                            log.sync_data()
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .map_err(io_error(path, "write", &list))?;
+            }
             cur.touch(self.new_etag());
             rec.current = Some(cur);
-            self.write_record(path, &rec, true)?;
+            self.write_record(path, &rec, false)?;
         }
         Ok(())
     }
@@ -1233,6 +1352,7 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(path, "remove", &record)(e)),
         }
+        self.remove_list(&v);
         // Remove directories the blob leaves empty, up to the container (rmdir fails on a
         // non-empty directory, so a concurrent writer is never harmed).
         let stop = self.root.join(&path.container);
@@ -1258,7 +1378,7 @@ impl Inner {
             if v.kind != BlobKind::BlockBlob {
                 return Err(invalid(path, "get block list on a page blob"));
             }
-            for (id, len) in &v.blocks {
+            for (id, len) in &self.read_block_list(path, v)? {
                 let id = BlockId::from_base64(id)
                     .map_err(|_| invalid(path, "corrupt block id in the record"))?;
                 listing.committed.push((id, *len));
@@ -1401,7 +1521,7 @@ impl BlobStore for LocalStore {
             if v.kind != BlobKind::PageBlob {
                 return Err(invalid(&p, "get page ranges on a block blob"));
             }
-            Ok(v.pages.iter().map(|&(s, e)| s..e).collect())
+            inner.read_page_ranges(&p, &v)
         })
         .await
     }

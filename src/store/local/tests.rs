@@ -437,3 +437,40 @@ fn from_url_accepts_paths_and_file_urls() {
     ));
     assert_eq!(DEFAULT_LOCAL_STORE_DIR, "./drivecopy-store");
 }
+
+#[tokio::test]
+async fn list_files_follow_their_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let lists = s.root().join(layout::SIDECAR_DIR).join("lists");
+    let count = || std::fs::read_dir(&lists).expect("lists").count();
+    let p = bp("c1c", "blocks");
+    for round in 0..3u8 {
+        s.stage_block(&p, staged(0, &[round; 10], None))
+            .await
+            .expect("stage");
+        s.commit_block_list(&p, &ids(1), CommitOptions::default())
+            .await
+            .expect("commit");
+        assert_eq!(count(), 1, "only the current block list is kept");
+    }
+    let d = bp("c1c", "disk");
+    s.create_page_blob(&d, 4096, CommitOptions::default())
+        .await
+        .expect("create");
+    s.put_pages(&d, 0, Bytes::from(vec![1u8; 512]), BlockChecksum::None)
+        .await
+        .expect("put");
+    assert_eq!(count(), 2);
+    s.put_blob(&p, Bytes::from_static(b"whole"), CommitOptions::default())
+        .await
+        .expect("put blob");
+    assert_eq!(count(), 1, "a Put Blob has no block list");
+    s.delete_blob(&d, Condition::None).await.expect("delete");
+    assert_eq!(count(), 0);
+    assert!(std::fs::read_dir(s.root().join(layout::tmp_rel()))
+        .expect("tmp")
+        .next()
+        .is_none());
+}
