@@ -130,6 +130,8 @@ const BACKEND: &str = "local";
 const LOCK_STRIPES: usize = 64;
 const PUBLISH_ATTEMPTS: usize = 8;
 const READ_ATTEMPTS: usize = 4;
+/// Open staging areas kept in memory before idle ones are closed (each holds two files).
+const MAX_IDLE_STAGING: usize = 256;
 
 /// A [`BlobStore`] in a local directory (see the module docs for layout and guarantees).
 ///
@@ -398,7 +400,7 @@ impl Inner {
     fn new_etag(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        format!("\"0x{:X}{:04X}\"", now, n & 0xFFFF)
+        format!("\"0x{now:X}{:X}{:04X}\"", std::process::id(), n & 0xFFFF)
     }
 
     /// A new, uniquely named empty file in the tmp directory (`create_new`, never reused).
@@ -683,6 +685,11 @@ impl Inner {
                 log.write_all(&header)
                     .map_err(io_error(path, "write", &index_file))?;
             }
+        }
+        if map.len() >= MAX_IDLE_STAGING {
+            // Forget idle staging areas (only the map holds them); their state is on disk and is
+            // reloaded on next use. This bounds open files and memory for abandoned uploads.
+            map.retain(|_, s| Arc::strong_count(s) > 1);
         }
         let staging = Arc::new(Staging {
             dir,

@@ -474,3 +474,37 @@ async fn list_files_follow_their_versions() {
         .next()
         .is_none());
 }
+
+#[tokio::test]
+async fn idle_staging_areas_are_closed_and_reloaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).with_fsync(false);
+    s.create_container("c1c").await.expect("container");
+    let n = MAX_IDLE_STAGING as u32 + 40;
+    for i in 0..n {
+        let p = bp("c1c", &format!("abandoned/{i}"));
+        s.stage_block(&p, staged(0, &i.to_le_bytes(), Some(0)))
+            .await
+            .expect("stage");
+    }
+    assert!(
+        lock(&s.inner.staging).len() <= MAX_IDLE_STAGING + 1,
+        "bounded"
+    );
+    let first = bp("c1c", "abandoned/0");
+    assert_eq!(
+        s.get_block_list(&first)
+            .await
+            .expect("list")
+            .uncommitted
+            .len(),
+        1
+    );
+    s.commit_block_list(&first, &ids(1), CommitOptions::default())
+        .await
+        .expect("commit");
+    assert_eq!(
+        s.read_range(&first, None).await.expect("read"),
+        &0u32.to_le_bytes()[..]
+    );
+}
