@@ -493,7 +493,9 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError::InvalidBlockList`] for unknown ids, mixed id lengths or over 50,000 blocks;
-    /// [`StoreError::AlreadyExists`] / [`StoreError::ConditionNotMet`] for a failed condition.
+    /// [`StoreError::AlreadyExists`] / [`StoreError::ConditionNotMet`] for a failed condition, and
+    /// `AlreadyExists` when a page blob has this name (Azure 409 `InvalidBlobType`);
+    /// [`StoreError::NotFound`] without the container.
     async fn commit_block_list(
         &self,
         path: &BlobPath,
