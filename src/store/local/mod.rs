@@ -1,0 +1,1633 @@
+//! [`LocalStore`]: the embedded default [`BlobStore`], a directory on this machine in which every
+//! committed blob is one plain file that ordinary tools (`cat`, `md5sum`, `cmp`) can read.
+//!
+//! This module owns the on-disk format of the local store. It must not be used for anything but
+//! blobs (no drive I/O), and it never prints: errors carry the blob, operation and file.
+//!
+//! # Layout
+//! `<root>/<container>/<blob name with / as directories>` holds the bytes of each committed blob;
+//! properties, metadata, block lists, page ranges and uncommitted blocks live in the hidden
+//! sidecar tree `<root>/.drivecopy/`. The sidecar record of each blob says where its data file
+//! is, so reads never guess.
+//!
+//! ## The data-file mapping
+//! A blob `container/s1/s2/.../sn` (its name split at every `/`, empty segments kept) lives at
+//! `<root>/<container>/e(s1)/e(s2)/.../e(sn)`, where `e` encodes one segment:
+//! - an empty segment is `%`; the segments `.` and `..` are `%2E` and `%2E%2E`;
+//! - otherwise the segment itself, with each `%` written `%25`; all other characters (spaces,
+//!   `\`, `:`, `*`, `?`, non-ASCII) are kept, since only `/` and NUL are special on Linux and blob
+//!   names cannot hold either;
+//! - an encoded segment over 250 bytes keeps its first bytes (cut at a
+//!   character boundary) followed by `%~` and the uppercase hex MD5 of the whole segment.
+//!
+//! Ordinary names (`pictures/bob/desert.jpg`) therefore map to the path a user expects.
+//!
+//! **File/directory collisions.** Blobs `a` and `a/b` can both exist, but a path cannot be a file
+//! and a directory. When the natural place of a segment is taken by the wrong kind (a file where
+//! a directory is needed, or a directory where the blob's file would go), the segment takes the
+//! first free alternate `e(s)%+1`, `e(s)%+2`, … (up to 64). Which alternate was
+//! chosen depends on what existed at commit time, so the sidecar record stores the data path and
+//! reads never recompute it.
+//!
+//! **Very long paths.** When `<root>/<container>/...` would exceed 4,000 bytes
+//! (Linux `PATH_MAX` is 4096 bytes; a 1,024-character name of 4-byte characters is already that
+//! long), the blob is stored flat at `<container>/%~/<h0h1>/<hex MD5 of the name>`.
+//!
+//! The mapping is injective: `%` only ever appears as `%25`, `%`, `%2E`, `%~` or `%+`, so every
+//! data path decodes to exactly one blob name (up to MD5 for shortened segments), and no segment
+//! is empty, `.`, `..` or holds `/`, so no blob name can reach outside `<root>/<container>`.
+//!
+//! Records and staging areas are keyed by the MD5 of the blob name; each holds the full name, so
+//! two names with the same MD5 (possible only by construction) are refused with
+//! [`StoreError::InvalidInput`], never mixed up.
+//!
+//! ## The sidecar tree
+//! `<root>/.drivecopy/` (container names cannot start with `.`):
+//! - `blobs/<container>/<h0h1>/<hex>.json`: the record of blob `name`, `hex` = MD5 of the name;
+//! - `staging/<container>/<hex>/{data,index}`: uncommitted blocks of that blob;
+//! - `lists/`: per-version committed block lists and page-range logs, uniquely named, so the
+//!   records stay small and a Put Page appends one line instead of rewriting a map;
+//! - `tmp/`: unique temporary files (created with `create_new`), renamed into place.
+//!
+//! # Commit protocol and crash recovery
+//! A record holds the blob's `current` version and, during a write, a `pending` one. Each
+//! version names its data file and that file's inode number. A write that replaces the blob
+//! (commit, Put Blob, create page blob):
+//! 1. writes the new bytes to a unique file (`.drivecopy/tmp/…`, opened `create_new`, or the
+//!    blob's staging data file) and fsyncs it;
+//! 2. writes the record with `pending` = the new version (temporary record + fsync + rename +
+//!    fsync of the directory);
+//! 3. renames the new file onto the data path and fsyncs that directory;
+//! 4. rewrites the record with `current` = the new version and no `pending`.
+//!
+//! Readers take the version whose inode matches the file at its data path: `pending` if the
+//! rename of step 3 happened, else `current`, else the blob does not exist. So after a crash at
+//! any point a reader sees either the complete old blob or the complete new one, and its record
+//! always describes the bytes it reads. The next writer of the blob finishes or undoes a
+//! leftover `pending` (removing an orphaned temporary file). Deleting removes the data file
+//! first and the record second, so a crash in between leaves a record that matches no file:
+//! the blob reads as absent.
+//!
+//! With fsync turned off ([`LocalStore::with_fsync`]) the steps and the order are the same but
+//! nothing is flushed, so an operating-system crash may lose recent writes (a process crash
+//! loses nothing). With fsync on, a staged block's bytes are flushed before its index entry is
+//! written, so blocks listed after a restart hold their bytes.
+//!
+//! # Page blobs
+//! Create Page Blob publishes a sparse file of the declared length (`ftruncate`, so only
+//! written pages take disk space). Put Page writes in place with `pwrite` and is visible at
+//! once, as on Azure; the page-range map in the record is updated after the data write (with
+//! fsync on: after the data is flushed), so a crash between the two under-reports a range
+//! whose bytes are nonetheless present.
+//!
+//! # Staging without copies
+//! Uncommitted blocks of a blob go into one staging data file at their offset hints (see
+//! the `staging` submodule). When a committed list puts every block exactly where it was staged (the usual
+//! case), the staging file is truncated to the blob's length and renamed into place: no byte is
+//! copied. Otherwise the commit assembles a new file from the staged pieces with
+//! `copy_file_range` (through `std::io::copy`). Concurrent stages of one blob `pwrite` in
+//! parallel; only the index bookkeeping takes a lock.
+//!
+//! # Concurrency
+//! Within a process every operation is safe to run concurrently. Several processes may share a
+//! store as long as they do not write the same blob at the same time.
+//!
+//! # Tokio compatibility
+//! All file-system work runs in `tokio::task::spawn_blocking`. A dropped future lets its
+//! blocking task finish, so a commit is never left half-done.
+
+mod layout;
+mod staging;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{Hash as _, Hasher as _};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::ops::Range;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use self::staging::{LogEntry, Refusal, StagingIndex};
+use super::{
+    merge_ranges, validate_metadata, BlobItem, BlobKind, BlobProperties, BlobStore, BlockChecksum,
+    BlockId, BlockListing, CommitOptions, Condition, ContentProperties, ETag, StageBlock,
+    StoreError, MAX_BLOCK_BYTES, MAX_COMMITTED_BLOCKS, MAX_PAGE_BLOB_BYTES, MAX_PUT_PAGE_BYTES,
+    PAGE_BYTES,
+};
+use crate::digest::Md5Digest;
+use crate::names::{validate_blob_name, validate_container_name, BlobPath};
+
+/// The store directory the CLI uses when no `--dest` is given, relative to the working directory.
+pub const DEFAULT_LOCAL_STORE_DIR: &str = "./drivecopy-store";
+
+const BACKEND: &str = "local";
+const LOCK_STRIPES: usize = 64;
+const PUBLISH_ATTEMPTS: usize = 8;
+const READ_ATTEMPTS: usize = 4;
+/// Open staging areas kept in memory before idle ones are closed (each holds two files).
+const MAX_IDLE_STAGING: usize = 256;
+
+/// A [`BlobStore`] in a local directory (see the module docs for layout and guarantees).
+///
+/// Cloning is cheap and shares the store.
+#[derive(Clone)]
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("root", &self.inner.root)
+            .field("fsync", &self.inner.fsync.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+struct Inner {
+    root: PathBuf,
+    fsync: AtomicBool,
+    stripes: Vec<Mutex<()>>,
+    staging: Mutex<HashMap<BlobPath, Arc<Staging>>>,
+    counter: AtomicU64,
+}
+
+/// The open staging area of one blob.
+struct Staging {
+    dir: PathBuf,
+    data: File,
+    /// `true` while open; a commit holds the write lock and sets it to `false`.
+    gate: RwLock<bool>,
+    index: Mutex<(StagingIndex, File)>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Record {
+    name: String,
+    current: Option<Version>,
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Pending {
+    version: Version,
+    /// The file being renamed onto the data path, relative to the root.
+    source: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Version {
+    kind: BlobKind,
+    /// Data file, relative to the root, `/`-separated.
+    data: String,
+    /// Inode number of the data file.
+    ino: u64,
+    length: u64,
+    etag: String,
+    modified_secs: i64,
+    modified_nanos: u32,
+    content: ContentProperties,
+    metadata: BTreeMap<String, String>,
+    /// The version's list file, relative to the root (kept out of the record so that reads
+    /// stay cheap): a block blob's committed block list (JSON array of `[base64 id, length]`),
+    /// or a page blob's log of written ranges (one `start length` line per Put Page).
+    #[serde(default)]
+    list: Option<String>,
+}
+
+impl Version {
+    fn properties(&self) -> BlobProperties {
+        let nanos =
+            i128::from(self.modified_secs) * 1_000_000_000 + i128::from(self.modified_nanos);
+        BlobProperties {
+            kind: self.kind,
+            length: self.length,
+            etag: ETag(self.etag.clone()),
+            last_modified: time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            content: self.content.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
+    fn touch(&mut self, etag: String) {
+        let now = time::OffsetDateTime::now_utc();
+        self.etag = etag;
+        self.modified_secs = now.unix_timestamp();
+        self.modified_nanos = now.nanosecond();
+    }
+}
+
+fn io_error(
+    path: &BlobPath,
+    op: &'static str,
+    file: &Path,
+) -> impl FnOnce(io::Error) -> StoreError {
+    let (path, file) = (path.to_string(), file.to_path_buf());
+    move |source| match source.kind() {
+        io::ErrorKind::PermissionDenied => StoreError::PermissionDenied {
+            path,
+            source: Some(source),
+        },
+        _ => StoreError::Io {
+            path,
+            op,
+            file,
+            source,
+        },
+    }
+}
+
+fn invalid(path: &BlobPath, reason: impl Into<String>) -> StoreError {
+    StoreError::InvalidInput {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn check_condition(
+    path: &BlobPath,
+    condition: &Condition,
+    current: Option<&Version>,
+) -> Result<(), StoreError> {
+    match (condition, current) {
+        (Condition::None, _) | (Condition::IfNoneMatchStar, None) => Ok(()),
+        (Condition::IfNoneMatchStar, Some(_)) => Err(StoreError::AlreadyExists {
+            path: path.to_string(),
+        }),
+        (Condition::IfMatch(tag), Some(v)) if tag.0 == v.etag => Ok(()),
+        (Condition::IfMatch(_), _) => Err(StoreError::ConditionNotMet {
+            path: path.to_string(),
+        }),
+    }
+}
+
+fn check_path(path: &BlobPath) -> Result<(), StoreError> {
+    validate_container_name(&path.container)
+        .and_then(|()| validate_blob_name(&path.name))
+        .map_err(|e| invalid(path, e.to_string()))
+}
+
+fn ino_of(path: &Path) -> Option<u64> {
+    fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.ino())
+}
+
+impl LocalStore {
+    /// Open (creating it if needed) a store rooted at `root`. fsync is on.
+    ///
+    /// Blocks the calling thread for a few file-system calls.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] or [`StoreError::PermissionDenied`] when the root or its sidecar
+    /// directories cannot be created.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let here = BlobPath {
+            container: String::new(),
+            name: root.display().to_string(),
+        };
+        fs::create_dir_all(root).map_err(io_error(&here, "create", root))?;
+        let root = fs::canonicalize(root).map_err(io_error(&here, "canonicalize", root))?;
+        for sub in ["tmp", "blobs", "staging", "lists"] {
+            let dir = root.join(layout::SIDECAR_DIR).join(sub);
+            fs::create_dir_all(&dir).map_err(io_error(&here, "create", &dir))?;
+        }
+        Ok(LocalStore {
+            inner: Arc::new(Inner {
+                root,
+                fsync: AtomicBool::new(true),
+                stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                staging: Mutex::new(HashMap::new()),
+                counter: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Open a store from a plain path or a `file:///abs/path` URL (`file://localhost/…` too).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for another scheme, a relative `file:` URL or a bad `%`
+    /// escape; otherwise as [`LocalStore::open`].
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        use std::os::unix::ffi::OsStrExt as _;
+        let bad = |reason: &str| StoreError::InvalidInput {
+            path: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let Some(rest) = url.strip_prefix("file://") else {
+            if url.contains("://") {
+                return Err(bad("only file:// URLs or plain paths name a local store"));
+            }
+            return LocalStore::open(Path::new(url));
+        };
+        let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+        if !rest.starts_with('/') {
+            return Err(bad("a file:// URL needs an absolute path"));
+        }
+        let bytes = layout::percent_decode(rest).ok_or_else(|| bad("bad percent escape"))?;
+        LocalStore::open(Path::new(std::ffi::OsStr::from_bytes(&bytes)))
+    }
+
+    /// Turn fsync of data files, records and their directories on (the default) or off.
+    pub fn with_fsync(self, on: bool) -> Self {
+        self.inner.fsync.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// The absolute root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    async fn blocking<T, F>(&self, path: &BlobPath, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Other {
+                path: path.to_string(),
+                backend: BACKEND,
+                source: Box::new(e),
+            })?
+    }
+}
+
+impl Inner {
+    fn fsync(&self) -> bool {
+        self.fsync.load(Ordering::Relaxed)
+    }
+
+    fn stripe(&self, path: &BlobPath) -> MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        path.hash(&mut h);
+        let i = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
+        lock(&self.stripes[i % self.stripes.len()])
+    }
+
+    fn require_container(&self, path: &BlobPath) -> Result<(), StoreError> {
+        match fs::metadata(self.root.join(&path.container)) {
+            Ok(m) if m.is_dir() => Ok(()),
+            _ => Err(StoreError::NotFound {
+                path: path.container.clone(),
+            }),
+        }
+    }
+
+    fn sync_dir(&self, path: &BlobPath, dir: &Path) -> Result<(), StoreError> {
+        if self.fsync() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(path, "fsync", dir))?;
+        }
+        Ok(())
+    }
+
+    fn new_etag(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        format!("\"0x{now:X}{:X}{:04X}\"", std::process::id(), n & 0xFFFF)
+    }
+
+    /// A new, uniquely named empty file in the tmp directory (`create_new`, never reused).
+    fn tmp_file(&self, path: &BlobPath) -> Result<(File, PathBuf), StoreError> {
+        loop {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            let rel = layout::tmp_rel().join(format!("{}-{n}-{nanos}.tmp", std::process::id()));
+            let abs = self.root.join(&rel);
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&abs)
+            {
+                Ok(f) => return Ok((f, rel)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(path, "create", &abs)(e)),
+            }
+        }
+    }
+
+    fn read_record(&self, path: &BlobPath) -> Result<Option<Record>, StoreError> {
+        let file = self
+            .root
+            .join(layout::record_rel(&path.container, &path.name));
+        let bytes = match fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(path, "read", &file)(e)),
+        };
+        let rec: Record = serde_json::from_slice(&bytes).map_err(|e| {
+            io_error(path, "parse", &file)(io::Error::new(io::ErrorKind::InvalidData, e))
+        })?;
+        if rec.name != path.name {
+            return Err(invalid(
+                path,
+                format!("record key collides with blob {:?}", rec.name),
+            ));
+        }
+        Ok(Some(rec))
+    }
+
+    fn write_record(&self, path: &BlobPath, rec: &Record, durable: bool) -> Result<(), StoreError> {
+        let rel = layout::record_rel(&path.container, &path.name);
+        let target = self.root.join(&rel);
+        let (mut f, tmp) = self.tmp_file(path)?;
+        let tmp = self.root.join(tmp);
+        let body = serde_json::to_vec(rec).map_err(|e| {
+            io_error(path, "encode", &target)(io::Error::new(io::ErrorKind::InvalidData, e))
+        })?;
+        let result = (|| {
+            f.write_all(&body).map_err(io_error(path, "write", &tmp))?;
+            if durable && self.fsync() {
+                f.sync_all().map_err(io_error(path, "fsync", &tmp))?;
+            }
+            let dir = target.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).map_err(io_error(path, "create", dir))?;
+            fs::rename(&tmp, &target).map_err(io_error(path, "rename", &target))?;
+            if durable {
+                self.sync_dir(path, dir)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// The version a reader sees: `pending` if its file is in place, else `current` if its
+    /// file is, else none.
+    fn resolve(&self, rec: &Record) -> Option<Version> {
+        let pending = rec.pending.as_ref().map(|p| &p.version);
+        [pending, rec.current.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|v| ino_of(&self.root.join(&v.data)) == Some(v.ino))
+            .cloned()
+    }
+
+    /// Finish or undo a leftover `pending` (caller holds the stripe lock). Returns the record
+    /// and the version readers see.
+    fn settle(&self, path: &BlobPath) -> Result<(Option<Record>, Option<Version>), StoreError> {
+        let Some(mut rec) = self.read_record(path)? else {
+            return Ok((None, None));
+        };
+        let seen = self.resolve(&rec);
+        if let Some(p) = rec.pending.take() {
+            let rolled_forward = seen
+                .as_ref()
+                .is_some_and(|v| v.ino == p.version.ino && v.data == p.version.data);
+            if rolled_forward {
+                if let Some(old) = rec.current.as_ref() {
+                    let old_file = self.root.join(&old.data);
+                    if old.data != p.version.data && ino_of(&old_file) == Some(old.ino) {
+                        let _ = fs::remove_file(old_file);
+                    }
+                    if old.list != p.version.list {
+                        self.remove_list(old);
+                    }
+                }
+            } else {
+                if Path::new(&p.source).starts_with(layout::tmp_rel()) {
+                    let _ = fs::remove_file(self.root.join(&p.source));
+                }
+                if rec
+                    .current
+                    .as_ref()
+                    .is_none_or(|c| c.list != p.version.list)
+                {
+                    self.remove_list(&p.version);
+                }
+            }
+            rec.current = seen.clone();
+            self.write_record(path, &rec, false)?;
+        }
+        Ok((Some(rec), seen))
+    }
+
+    /// Steps 2–4 of the commit protocol: make the file at `source` (relative to the root) the
+    /// blob's data, described by `version`. The caller holds the stripe lock and has settled.
+    fn publish(
+        &self,
+        path: &BlobPath,
+        current: Option<Version>,
+        mut version: Version,
+        source: PathBuf,
+    ) -> Result<Version, StoreError> {
+        let src = self.root.join(&source);
+        version.ino = fs::metadata(&src)
+            .map_err(io_error(path, "stat", &src))?
+            .ino();
+        let mut reuse = current.as_ref().map(|c| c.data.clone());
+        let mut last_err = None;
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let data = match reuse.take() {
+                Some(d) => d,
+                None => layout::choose_data_path(&self.root, &path.container, &path.name)
+                    .map_err(io_error(path, "lstat", &self.root.join(&path.container)))?,
+            };
+            version.data = data;
+            let intent = Record {
+                name: path.name.clone(),
+                current: current.clone(),
+                pending: Some(Pending {
+                    version: version.clone(),
+                    source: source.to_string_lossy().into_owned(),
+                }),
+            };
+            self.write_record(path, &intent, true)?;
+            let target = self.root.join(&version.data);
+            let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+            let step = self.make_dirs(path, &dir).and_then(|()| {
+                fs::rename(&src, &target).map_err(io_error(path, "rename", &target))
+            });
+            match step {
+                Ok(()) => {
+                    self.sync_dir(path, &dir)?;
+                    if let Some(old) = current.as_ref().filter(|old| old.data != version.data) {
+                        let old_file = self.root.join(&old.data);
+                        if ino_of(&old_file) == Some(old.ino) {
+                            let _ = fs::remove_file(old_file);
+                        }
+                    }
+                    if let Some(old) = current.as_ref().filter(|old| old.list != version.list) {
+                        self.remove_list(old);
+                    }
+                    let done = Record {
+                        name: path.name.clone(),
+                        current: Some(version.clone()),
+                        pending: None,
+                    };
+                    self.write_record(path, &done, false)?;
+                    return Ok(version);
+                }
+                // Something of the wrong kind took the path, or a directory vanished under a
+                // concurrent delete: choose again.
+                Err(StoreError::Io { source, .. })
+                    if matches!(
+                        source.kind(),
+                        io::ErrorKind::NotFound
+                            | io::ErrorKind::IsADirectory
+                            | io::ErrorKind::NotADirectory
+                            | io::ErrorKind::AlreadyExists
+                            | io::ErrorKind::DirectoryNotEmpty
+                    ) && src.exists() =>
+                {
+                    last_err = Some(source);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Other {
+            path: path.to_string(),
+            backend: BACKEND,
+            source: Box::new(
+                last_err.unwrap_or_else(|| io::Error::other("could not place the data file")),
+            ),
+        })
+    }
+
+    /// `mkdir -p`, fsyncing the parent of every directory it creates.
+    fn make_dirs(&self, path: &BlobPath, dir: &Path) -> Result<(), StoreError> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.make_dirs(path, parent)?;
+            match fs::create_dir(dir) {
+                Ok(()) => self.sync_dir(path, parent)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => return Err(io_error(path, "create", dir)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The open staging area of a blob; loaded from disk if it exists there, created only when
+    /// `create`.
+    fn staging(&self, path: &BlobPath, create: bool) -> Result<Option<Arc<Staging>>, StoreError> {
+        let mut map = lock(&self.staging);
+        if let Some(s) = map.get(path) {
+            return Ok(Some(Arc::clone(s)));
+        }
+        let dir = self
+            .root
+            .join(layout::staging_rel(&path.container, &path.name));
+        if !create && !dir.is_dir() {
+            return Ok(None);
+        }
+        fs::create_dir_all(&dir).map_err(io_error(path, "create", &dir))?;
+        let data_file = dir.join("data");
+        let data = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&data_file)
+            .map_err(io_error(path, "open", &data_file))?;
+        let file_len = data
+            .metadata()
+            .map_err(io_error(path, "stat", &data_file))?
+            .len();
+        let index_file = dir.join("index");
+        let mut log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&index_file)
+            .map_err(io_error(path, "open", &index_file))?;
+        let mut index = StagingIndex::default();
+        let mut text = Vec::new();
+        log.read_to_end(&mut text)
+            .map_err(io_error(path, "read", &index_file))?;
+        let mut lines = text.split(|&b| b == b'\n');
+        match lines.next() {
+            Some(first) if !first.is_empty() => {
+                let name: String = serde_json::from_slice(first).map_err(|e| {
+                    io_error(path, "parse", &index_file)(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        e,
+                    ))
+                })?;
+                if name != path.name {
+                    return Err(invalid(
+                        path,
+                        format!("staging key collides with blob {name:?}"),
+                    ));
+                }
+                for line in lines {
+                    if let Ok(entry) = serde_json::from_slice::<LogEntry>(line) {
+                        index.replay(&entry, file_len);
+                    }
+                }
+            }
+            _ => {
+                let mut header = serde_json::to_vec(&path.name).unwrap_or_default();
+                header.push(b'\n');
+                log.set_len(0)
+                    .map_err(io_error(path, "truncate", &index_file))?;
+                log.write_all(&header)
+                    .map_err(io_error(path, "write", &index_file))?;
+            }
+        }
+        if map.len() >= MAX_IDLE_STAGING {
+            // Forget idle staging areas (only the map holds them); their state is on disk and is
+            // reloaded on next use. This bounds open files and memory for abandoned uploads.
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        let staging = Arc::new(Staging {
+            dir,
+            data,
+            gate: RwLock::new(true),
+            index: Mutex::new((index, log)),
+        });
+        map.insert(path.clone(), Arc::clone(&staging));
+        Ok(Some(staging))
+    }
+
+    /// Close a staging area (the caller holds its gate) and forget it in memory.
+    fn close_staging(
+        &self,
+        path: &BlobPath,
+        staging: &Arc<Staging>,
+        gate: &mut bool,
+        remove_files: bool,
+    ) {
+        *gate = false;
+        // Hold the map lock while removing the files, so no new staging area of this blob can be
+        // opened on the directory being removed.
+        let mut map = lock(&self.staging);
+        if map.get(path).is_some_and(|s| Arc::ptr_eq(s, staging)) {
+            map.remove(path);
+        }
+        if remove_files {
+            let _ = fs::remove_dir_all(&staging.dir);
+        }
+        drop(map);
+    }
+
+    /// Discard a blob's uncommitted blocks (Put Blob, delete). The caller holds the stripe lock.
+    fn discard_staging(&self, path: &BlobPath) -> Result<(), StoreError> {
+        if let Some(st) = self.staging(path, false)? {
+            let mut gate = st
+                .gate
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.close_staging(path, &st, &mut gate, true);
+        }
+        Ok(())
+    }
+
+    fn stage_block(&self, path: &BlobPath, block: StageBlock) -> Result<(), StoreError> {
+        check_path(path)?;
+        self.require_container(path)?;
+        let len = block.data.len() as u64;
+        if len == 0 || len > MAX_BLOCK_BYTES {
+            return Err(invalid(
+                path,
+                format!("a block must be 1 to {MAX_BLOCK_BYTES} bytes, not {len}"),
+            ));
+        }
+        let md5 = match block.checksum {
+            BlockChecksum::Md5(expected) => {
+                let actual = Md5Digest::of(&block.data);
+                if actual != expected {
+                    return Err(StoreError::Md5Mismatch {
+                        path: path.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+                actual
+            }
+            BlockChecksum::Md5Verified(d) => d,
+            BlockChecksum::None => Md5Digest::of(&block.data),
+        };
+        loop {
+            let st = self
+                .staging(path, true)?
+                .ok_or_else(|| invalid(path, "staging area vanished"))?;
+            let gate = st
+                .gate
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !*gate {
+                continue;
+            }
+            let offset = {
+                let mut ix = lock(&st.index);
+                ix.0.reserve(&block.id, len, block.offset_hint)
+                    .map_err(|r| match r {
+                        Refusal::IdLength { expected } => invalid(
+                            path,
+                            format!(
+                                "block id is {} bytes but this blob's ids are {expected}",
+                                block.id.len()
+                            ),
+                        ),
+                        Refusal::TooManyBlocks => invalid(path, "too many uncommitted blocks"),
+                    })?
+            };
+            let data_file = st.dir.join("data");
+            let written = st
+                .data
+                .write_all_at(&block.data, offset)
+                .and_then(|()| {
+                    if self.fsync() {
+                        st.data.sync_data()
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(io_error(path, "write", &data_file));
+            let mut ix = lock(&st.index);
+            if let Err(e) = written {
+                ix.0.cancel(offset);
+                return Err(e);
+            }
+            ix.0.complete(&block.id, offset, len, md5);
+            let entry = LogEntry {
+                id: block.id.to_base64(),
+                off: offset,
+                len,
+                md5,
+            };
+            let mut line = serde_json::to_vec(&entry).unwrap_or_default();
+            line.push(b'\n');
+            let index_file = st.dir.join("index");
+            return ix
+                .1
+                .write_all(&line)
+                .map_err(io_error(path, "write", &index_file));
+        }
+    }
+
+    fn commit(
+        &self,
+        path: &BlobPath,
+        ids: &[BlockId],
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        check_path(path)?;
+        self.require_container(path)?;
+        validate_metadata(path, &options.metadata)?;
+        let bad_list = |reason: String| StoreError::InvalidBlockList {
+            path: path.to_string(),
+            reason,
+        };
+        if ids.len() > MAX_COMMITTED_BLOCKS {
+            return Err(bad_list(format!(
+                "{} blocks, over {MAX_COMMITTED_BLOCKS}",
+                ids.len()
+            )));
+        }
+        if let Some(first) = ids.first() {
+            if ids.iter().any(|id| id.len() != first.len()) {
+                return Err(bad_list("block ids of different lengths".to_string()));
+            }
+        }
+        let _stripe = self.stripe(path);
+        let (_, current) = self.settle(path)?;
+        check_condition(path, &options.condition, current.as_ref())?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.kind != BlobKind::BlockBlob)
+        {
+            // Azure: 409 InvalidBlobType; Put Blob, not Put Block List, may change the type.
+            return Err(StoreError::AlreadyExists {
+                path: path.to_string(),
+            });
+        }
+        let staging = self.staging(path, false)?;
+        let mut gate = staging.as_ref().map(|s| {
+            s.gate
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
+        let result = self.commit_locked(path, ids, options, current, staging.as_ref(), bad_list);
+        if let (Some(st), Some(g)) = (staging.as_ref(), gate.as_mut()) {
+            self.close_staging(path, st, g, result.is_ok());
+        }
+        result
+    }
+
+    fn commit_locked(
+        &self,
+        path: &BlobPath,
+        ids: &[BlockId],
+        options: CommitOptions,
+        current: Option<Version>,
+        staging: Option<&Arc<Staging>>,
+        bad_list: impl Fn(String) -> StoreError,
+    ) -> Result<BlobProperties, StoreError> {
+        enum Piece {
+            Staged(u64, u64),
+            Committed(u64, u64),
+        }
+        let old_blocks = match current.as_ref() {
+            Some(cur) => self.read_block_list(path, cur)?,
+            None => Vec::new(),
+        };
+        let mut committed: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut off = 0u64;
+        for (id, len) in &old_blocks {
+            committed.entry(id.as_str()).or_insert((off, *len));
+            off = off.saturating_add(*len);
+        }
+        let b64: Vec<String> = ids.iter().map(BlockId::to_base64).collect();
+        let mut pieces = Vec::with_capacity(ids.len());
+        let mut total = 0u64;
+        let mut in_place = staging.is_some();
+        {
+            let guard = staging.map(|s| lock(&s.index));
+            let ix = guard.as_ref().map(|g| &g.0);
+            if let (Some(first), Some(expected)) = (ids.first(), ix.and_then(StagingIndex::id_len))
+            {
+                if first.len() != expected {
+                    return Err(bad_list(format!(
+                        "ids are {} bytes, staged ids are {expected}",
+                        first.len()
+                    )));
+                }
+            }
+            for (id, text) in ids.iter().zip(&b64) {
+                if let Some(e) = ix.and_then(|ix| ix.get(id)) {
+                    let at = if e.offsets.contains(&total) {
+                        total
+                    } else {
+                        *e.offsets.first().unwrap_or(&0)
+                    };
+                    in_place &= at == total;
+                    pieces.push(Piece::Staged(at, e.len));
+                    total = total.saturating_add(e.len);
+                } else if let Some(&(off, len)) = committed.get(text.as_str()) {
+                    in_place = false;
+                    pieces.push(Piece::Committed(off, len));
+                    total = total.saturating_add(len);
+                } else {
+                    return Err(bad_list(format!(
+                        "block {text} is neither uncommitted nor committed"
+                    )));
+                }
+            }
+        }
+        let source = match staging {
+            Some(st) if in_place => {
+                let file = st.dir.join("data");
+                st.data
+                    .set_len(total)
+                    .map_err(io_error(path, "truncate", &file))?;
+                if self.fsync() {
+                    st.data.sync_all().map_err(io_error(path, "fsync", &file))?;
+                }
+                file.strip_prefix(&self.root)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(file)
+            }
+            _ => {
+                let (mut out, rel) = self.tmp_file(path)?;
+                let tmp = self.root.join(&rel);
+                let old = match current.as_ref() {
+                    Some(cur) if pieces.iter().any(|p| matches!(p, Piece::Committed(..))) => {
+                        let f = self.root.join(&cur.data);
+                        Some((File::open(&f).map_err(io_error(path, "open", &f))?, f))
+                    }
+                    _ => None,
+                };
+                let copied = (|| {
+                    for piece in &pieces {
+                        let (src, file, off, len) = match (piece, staging, old.as_ref()) {
+                            (Piece::Staged(off, len), Some(st), _) => {
+                                (&st.data, st.dir.join("data"), *off, *len)
+                            }
+                            (Piece::Committed(off, len), _, Some((f, name))) => {
+                                (f, name.clone(), *off, *len)
+                            }
+                            _ => continue,
+                        };
+                        copy_range(src, off, len, &mut out)
+                            .map_err(io_error(path, "copy", &file))?;
+                    }
+                    if self.fsync() {
+                        out.sync_all().map_err(io_error(path, "fsync", &tmp))?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = copied {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                rel
+            }
+        };
+        let mut version = Version {
+            kind: BlobKind::BlockBlob,
+            data: String::new(),
+            ino: 0,
+            length: total,
+            etag: String::new(),
+            modified_secs: 0,
+            modified_nanos: 0,
+            content: options.content,
+            metadata: options.metadata,
+            list: None,
+        };
+        let blocks: Vec<(String, u64)> = b64
+            .into_iter()
+            .zip(pieces.iter().map(|p| match p {
+                Piece::Staged(_, l) | Piece::Committed(_, l) => *l,
+            }))
+            .collect();
+        let published = self.write_block_list(path, &blocks).and_then(|list| {
+            version.list = list;
+            version.touch(self.new_etag());
+            self.publish(path, current, version.clone(), source.clone())
+        });
+        // On failure the list file is left for the next writer's `settle` (which removes it if
+        // the version never took effect) or orphaned (disk space only): it may already be in use
+        // if the failure came after the rename.
+        if published.is_err() && source.starts_with(layout::tmp_rel()) {
+            let _ = fs::remove_file(self.root.join(&source));
+        }
+        Ok(published?.properties())
+    }
+
+    /// Put Blob and Create Page Blob: publish a fresh file as the blob's new version.
+    fn put_whole(
+        &self,
+        path: &BlobPath,
+        kind: BlobKind,
+        fill: impl FnOnce(&mut File) -> io::Result<u64>,
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        check_path(path)?;
+        self.require_container(path)?;
+        validate_metadata(path, &options.metadata)?;
+        let (mut file, rel) = self.tmp_file(path)?;
+        let tmp = self.root.join(&rel);
+        let written = fill(&mut file)
+            .and_then(|n| {
+                if self.fsync() {
+                    file.sync_all().map(|()| n)
+                } else {
+                    Ok(n)
+                }
+            })
+            .map_err(io_error(path, "write", &tmp));
+        let result = written.and_then(|length| {
+            let _stripe = self.stripe(path);
+            let (_, current) = self.settle(path)?;
+            check_condition(path, &options.condition, current.as_ref())?;
+            let mut version = Version {
+                kind,
+                data: String::new(),
+                ino: 0,
+                length,
+                etag: String::new(),
+                modified_secs: 0,
+                modified_nanos: 0,
+                content: options.content,
+                metadata: options.metadata,
+                list: None,
+            };
+            if kind == BlobKind::PageBlob {
+                let (_, list) = self.new_list_file(path, "pages")?;
+                version.list = Some(list);
+            }
+            version.touch(self.new_etag());
+            let v = self.publish(path, current, version, rel.clone())?;
+            self.discard_staging(path)?;
+            Ok(v.properties())
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// A new, uniquely named file in the list directory.
+    fn new_list_file(&self, path: &BlobPath, ext: &str) -> Result<(File, String), StoreError> {
+        loop {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            let key = layout::name_key(&path.name);
+            let name = format!("{key}-{}-{n}-{nanos}.{ext}", std::process::id());
+            let rel = Path::new(layout::SIDECAR_DIR).join("lists").join(name);
+            let abs = self.root.join(&rel);
+            match OpenOptions::new().append(true).create_new(true).open(&abs) {
+                Ok(f) => return Ok((f, rel.to_string_lossy().into_owned())),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(path, "create", &abs)(e)),
+            }
+        }
+    }
+
+    /// Write a committed block list to a new list file (none for an empty list).
+    fn write_block_list(
+        &self,
+        path: &BlobPath,
+        blocks: &[(String, u64)],
+    ) -> Result<Option<String>, StoreError> {
+        if blocks.is_empty() {
+            return Ok(None);
+        }
+        let (mut f, rel) = self.new_list_file(path, "blocks")?;
+        let abs = self.root.join(&rel);
+        let body = serde_json::to_vec(blocks).unwrap_or_default();
+        let written = f
+            .write_all(&body)
+            .and_then(|()| if self.fsync() { f.sync_all() } else { Ok(()) })
+            .map_err(io_error(path, "write", &abs));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&abs);
+            return Err(e);
+        }
+        Ok(Some(rel))
+    }
+
+    /// A block blob's committed block list (empty for a page blob or a Put Blob).
+    fn read_block_list(
+        &self,
+        path: &BlobPath,
+        v: &Version,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let Some(list) = v.list.as_ref().filter(|_| v.kind == BlobKind::BlockBlob) else {
+            return Ok(Vec::new());
+        };
+        let file = self.root.join(list);
+        let bytes = fs::read(&file).map_err(io_error(path, "read", &file))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            io_error(path, "parse", &file)(io::Error::new(io::ErrorKind::InvalidData, e))
+        })
+    }
+
+    /// A page blob's written ranges, merged (a torn last line is skipped).
+    fn read_page_ranges(
+        &self,
+        path: &BlobPath,
+        v: &Version,
+    ) -> Result<Vec<Range<u64>>, StoreError> {
+        let Some(list) = &v.list else {
+            return Ok(Vec::new());
+        };
+        let file = self.root.join(list);
+        let text = fs::read(&file).map_err(io_error(path, "read", &file))?;
+        let ranges = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|line| {
+                let (start, len) = line.split_once(' ')?;
+                let start: u64 = start.parse().ok()?;
+                let end = start.checked_add(len.parse().ok()?)?;
+                Some(start..end.min(v.length))
+            })
+            .collect();
+        Ok(merge_ranges(ranges))
+    }
+
+    /// Remove a version's list file (best effort; an orphan costs only disk space).
+    fn remove_list(&self, v: &Version) {
+        if let Some(list) = &v.list {
+            let _ = fs::remove_file(self.root.join(list));
+        }
+    }
+
+    /// The version readers see, or `NotFound`.
+    fn current(&self, path: &BlobPath) -> Result<Version, StoreError> {
+        check_path(path)?;
+        self.read_record(path)?
+            .and_then(|rec| self.resolve(&rec))
+            .ok_or_else(|| StoreError::NotFound {
+                path: path.to_string(),
+            })
+    }
+
+    /// Open the current data file and its version, consistently (the file's inode matches).
+    fn open_current(&self, path: &BlobPath, write: bool) -> Result<(Version, File), StoreError> {
+        for _ in 0..READ_ATTEMPTS {
+            let v = self.current(path)?;
+            let file = self.root.join(&v.data);
+            let f = match OpenOptions::new().read(true).write(write).open(&file) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(path, "open", &file)(e)),
+            };
+            if f.metadata().map_err(io_error(path, "stat", &file))?.ino() == v.ino {
+                return Ok((v, f));
+            }
+        }
+        Err(StoreError::Other {
+            path: path.to_string(),
+            backend: BACKEND,
+            source: Box::new(io::Error::other(
+                "the blob kept changing while it was opened",
+            )),
+        })
+    }
+
+    fn update_version(
+        &self,
+        path: &BlobPath,
+        condition: &Condition,
+        change: impl FnOnce(&mut Version),
+    ) -> Result<BlobProperties, StoreError> {
+        check_path(path)?;
+        let _stripe = self.stripe(path);
+        let (rec, current) = self.settle(path)?;
+        let (Some(mut rec), Some(mut v)) = (rec, current) else {
+            return Err(StoreError::NotFound {
+                path: path.to_string(),
+            });
+        };
+        check_condition(path, condition, Some(&v))?;
+        change(&mut v);
+        v.touch(self.new_etag());
+        rec.current = Some(v.clone());
+        self.write_record(path, &rec, true)?;
+        Ok(v.properties())
+    }
+
+    fn put_pages(
+        &self,
+        path: &BlobPath,
+        offset: u64,
+        data: &Bytes,
+        checksum: BlockChecksum,
+    ) -> Result<(), StoreError> {
+        check_path(path)?;
+        let len = data.len() as u64;
+        if len == 0 || len > MAX_PUT_PAGE_BYTES || len % PAGE_BYTES != 0 || offset % PAGE_BYTES != 0
+        {
+            return Err(invalid(
+                path,
+                format!("a page write must be 512-aligned and 512 B to 4 MiB; got {len} bytes at {offset}"),
+            ));
+        }
+        if let BlockChecksum::Md5(expected) = checksum {
+            let actual = Md5Digest::of(data);
+            if actual != expected {
+                return Err(StoreError::Md5Mismatch {
+                    path: path.to_string(),
+                    expected,
+                    actual,
+                });
+            }
+        }
+        let (v, f) = self.open_current(path, true)?;
+        if v.kind != BlobKind::PageBlob {
+            return Err(invalid(path, "put pages on a block blob"));
+        }
+        if offset.checked_add(len).is_none_or(|end| end > v.length) {
+            return Err(invalid(
+                path,
+                format!(
+                    "pages {offset}+{len} end past the blob's {} bytes",
+                    v.length
+                ),
+            ));
+        }
+        let file = self.root.join(&v.data);
+        f.write_all_at(data, offset)
+            .map_err(io_error(path, "write", &file))?;
+        if self.fsync() {
+            f.sync_data().map_err(io_error(path, "fsync", &file))?;
+        }
+        let _stripe = self.stripe(path);
+        let (rec, current) = self.settle(path)?;
+        // If the blob was replaced meanwhile, this write landed in the old version: done.
+        if let (Some(mut rec), Some(mut cur)) = (rec, current.filter(|c| c.ino == v.ino)) {
+            if let Some(list) = &cur.list {
+                let list = self.root.join(list);
+                let mut log = OpenOptions::new()
+                    .append(true)
+                    .open(&list)
+                    .map_err(io_error(path, "open", &list))?;
+                log.write_all(format!("{offset} {len}\n").as_bytes())
+                    .and_then(|()| {
+                        if self.fsync() {
+                            log.sync_data()
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .map_err(io_error(path, "write", &list))?;
+            }
+            cur.touch(self.new_etag());
+            rec.current = Some(cur);
+            self.write_record(path, &rec, false)?;
+        }
+        Ok(())
+    }
+
+    fn read(&self, path: &BlobPath, range: Option<Range<u64>>) -> Result<Bytes, StoreError> {
+        let (v, f) = self.open_current(path, false)?;
+        let (start, end) = match range {
+            None => (0, v.length),
+            Some(r) if r.start >= r.end => return Ok(Bytes::new()),
+            Some(r) if r.start >= v.length => {
+                return Err(invalid(
+                    path,
+                    format!("range {r:?} starts past the end ({} bytes)", v.length),
+                ))
+            }
+            Some(r) => (r.start, r.end.min(v.length)),
+        };
+        let n = usize::try_from(end - start)
+            .map_err(|_| invalid(path, "range too large for memory"))?;
+        let mut buf = vec![0u8; n];
+        let file = self.root.join(&v.data);
+        f.read_exact_at(&mut buf, start)
+            .map_err(io_error(path, "read", &file))?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StoreError> {
+        let here = BlobPath {
+            container: container.to_string(),
+            name: String::new(),
+        };
+        validate_container_name(container).map_err(|e| invalid(&here, e.to_string()))?;
+        self.require_container(&here)?;
+        let dir = self.root.join(layout::records_dir_rel(container));
+        let mut items = Vec::new();
+        let shards = match fs::read_dir(&dir) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(items),
+            Err(e) => return Err(io_error(&here, "list", &dir)(e)),
+        };
+        for shard in shards {
+            let shard = shard.map_err(io_error(&here, "list", &dir))?.path();
+            let files = fs::read_dir(&shard).map_err(io_error(&here, "list", &shard))?;
+            for file in files {
+                let file = file.map_err(io_error(&here, "list", &shard))?.path();
+                let Ok(bytes) = fs::read(&file) else { continue };
+                let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
+                    tracing::warn!(file = %file.display(), "skipping an unreadable blob record");
+                    continue;
+                };
+                if !rec.name.starts_with(prefix) {
+                    continue;
+                }
+                if let Some(v) = self.resolve(&rec) {
+                    items.push(BlobItem {
+                        name: rec.name,
+                        properties: v.properties(),
+                    });
+                }
+            }
+        }
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(items)
+    }
+
+    fn delete(&self, path: &BlobPath, condition: &Condition) -> Result<(), StoreError> {
+        check_path(path)?;
+        let _stripe = self.stripe(path);
+        let (_, current) = self.settle(path)?;
+        let Some(v) = current else {
+            return Err(StoreError::NotFound {
+                path: path.to_string(),
+            });
+        };
+        check_condition(path, condition, Some(&v))?;
+        let data = self.root.join(&v.data);
+        match fs::remove_file(&data) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path, "remove", &data)(e)),
+        }
+        let record = self
+            .root
+            .join(layout::record_rel(&path.container, &path.name));
+        match fs::remove_file(&record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path, "remove", &record)(e)),
+        }
+        self.remove_list(&v);
+        // Remove directories the blob leaves empty, up to the container (rmdir fails on a
+        // non-empty directory, so a concurrent writer is never harmed).
+        let stop = self.root.join(&path.container);
+        let mut dir = data
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| stop.clone());
+        while dir.starts_with(&stop) && dir != stop && fs::remove_dir(&dir).is_ok() {
+            dir = dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| stop.clone());
+        }
+        self.sync_dir(path, &dir)?;
+        self.discard_staging(path)
+    }
+
+    fn block_list(&self, path: &BlobPath) -> Result<BlockListing, StoreError> {
+        check_path(path)?;
+        let current = self.read_record(path)?.and_then(|rec| self.resolve(&rec));
+        let mut listing = BlockListing::default();
+        if let Some(v) = &current {
+            if v.kind != BlobKind::BlockBlob {
+                return Err(invalid(path, "get block list on a page blob"));
+            }
+            for (id, len) in &self.read_block_list(path, v)? {
+                let id = BlockId::from_base64(id)
+                    .map_err(|_| invalid(path, "corrupt block id in the record"))?;
+                listing.committed.push((id, *len));
+            }
+        }
+        if let Some(st) = self.staging(path, false)? {
+            listing.uncommitted = lock(&st.index).0.listing();
+        }
+        if current.is_none() && listing.uncommitted.is_empty() {
+            return Err(StoreError::NotFound {
+                path: path.to_string(),
+            });
+        }
+        Ok(listing)
+    }
+}
+
+/// Copy `len` bytes at `off` of `src` to the end of `dst` (`copy_file_range` where possible).
+fn copy_range(src: &File, off: u64, len: u64, dst: &mut File) -> io::Result<()> {
+    let mut reader = src;
+    reader.seek(SeekFrom::Start(off))?;
+    let copied = io::copy(&mut reader.take(len), dst)?;
+    if copied != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "staged block is shorter than recorded",
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BlobStore for LocalStore {
+    async fn create_container(&self, container: &str) -> Result<(), StoreError> {
+        let here = BlobPath {
+            container: container.to_string(),
+            name: String::new(),
+        };
+        validate_container_name(container).map_err(|e| invalid(&here, e.to_string()))?;
+        self.blocking(&here.clone(), move |inner| {
+            for dir in [
+                inner.root.join(&here.container),
+                inner.root.join(layout::records_dir_rel(&here.container)),
+            ] {
+                inner.make_dirs(&here, &dir)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
+        let here = BlobPath {
+            container: String::new(),
+            name: String::new(),
+        };
+        self.blocking(&here.clone(), move |inner| {
+            let entries =
+                fs::read_dir(&inner.root).map_err(io_error(&here, "list", &inner.root))?;
+            let mut names = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_error(&here, "list", &inner.root))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if validate_container_name(&name).is_ok() && entry.path().is_dir() {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn stage_block(&self, path: &BlobPath, block: StageBlock) -> Result<(), StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| inner.stage_block(&p, block))
+            .await
+    }
+
+    async fn commit_block_list(
+        &self,
+        path: &BlobPath,
+        blocks: &[BlockId],
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        let (p, ids) = (path.clone(), blocks.to_vec());
+        self.blocking(path, move |inner| inner.commit(&p, &ids, options))
+            .await
+    }
+
+    async fn get_block_list(&self, path: &BlobPath) -> Result<BlockListing, StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| inner.block_list(&p)).await
+    }
+
+    async fn create_page_blob(
+        &self,
+        path: &BlobPath,
+        length_bytes: u64,
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        if length_bytes % PAGE_BYTES != 0 || length_bytes > MAX_PAGE_BLOB_BYTES {
+            return Err(invalid(
+                path,
+                format!("page blob length {length_bytes} is not a multiple of 512 up to 8 TiB"),
+            ));
+        }
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            inner.put_whole(
+                &p,
+                BlobKind::PageBlob,
+                |f| f.set_len(length_bytes).map(|()| length_bytes),
+                options,
+            )
+        })
+        .await
+    }
+
+    async fn put_pages(
+        &self,
+        path: &BlobPath,
+        offset_bytes: u64,
+        data: Bytes,
+        checksum: BlockChecksum,
+    ) -> Result<(), StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            inner.put_pages(&p, offset_bytes, &data, checksum)
+        })
+        .await
+    }
+
+    async fn get_page_ranges(&self, path: &BlobPath) -> Result<Vec<Range<u64>>, StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            let v = inner.current(&p)?;
+            if v.kind != BlobKind::PageBlob {
+                return Err(invalid(&p, "get page ranges on a block blob"));
+            }
+            inner.read_page_ranges(&p, &v)
+        })
+        .await
+    }
+
+    async fn get_properties(&self, path: &BlobPath) -> Result<BlobProperties, StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| inner.current(&p).map(|v| v.properties()))
+            .await
+    }
+
+    async fn set_properties(
+        &self,
+        path: &BlobPath,
+        content: ContentProperties,
+        condition: Condition,
+    ) -> Result<BlobProperties, StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            inner.update_version(&p, &condition, |v| v.content = content)
+        })
+        .await
+    }
+
+    async fn set_metadata(
+        &self,
+        path: &BlobPath,
+        metadata: BTreeMap<String, String>,
+        condition: Condition,
+    ) -> Result<BlobProperties, StoreError> {
+        validate_metadata(path, &metadata)?;
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            inner.update_version(&p, &condition, |v| v.metadata = metadata)
+        })
+        .await
+    }
+
+    async fn read_range(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes, StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| inner.read(&p, range))
+            .await
+    }
+
+    async fn list_blobs(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StoreError> {
+        let here = BlobPath {
+            container: container.to_string(),
+            name: prefix.to_string(),
+        };
+        let (c, pre) = (container.to_string(), prefix.to_string());
+        self.blocking(&here, move |inner| inner.list(&c, &pre))
+            .await
+    }
+
+    async fn put_blob(
+        &self,
+        path: &BlobPath,
+        data: Bytes,
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        let mut options = options;
+        if options.content.content_md5.is_none() {
+            options.content.content_md5 = Some(Md5Digest::of(&data));
+        }
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            inner.put_whole(
+                &p,
+                BlobKind::BlockBlob,
+                |f| f.write_all(&data).map(|()| data.len() as u64),
+                options,
+            )
+        })
+        .await
+    }
+
+    async fn delete_blob(&self, path: &BlobPath, condition: Condition) -> Result<(), StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| inner.delete(&p, &condition))
+            .await
+    }
+
+    async fn blob_url(&self, path: &BlobPath) -> Result<String, StoreError> {
+        let p = path.clone();
+        self.blocking(path, move |inner| {
+            check_path(&p)?;
+            let rel = match inner.read_record(&p)?.and_then(|rec| inner.resolve(&rec)) {
+                Some(v) => v.data,
+                None => layout::choose_data_path(&inner.root, &p.container, &p.name)
+                    .map_err(io_error(&p, "lstat", &inner.root))?,
+            };
+            Ok(layout::file_url(&inner.root.join(rel)))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

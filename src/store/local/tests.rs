@@ -1,0 +1,510 @@
+//! Tests of [`LocalStore`]: the conformance suite with fsync on and off, plus what only a local
+//! store promises (readable paths, zero-copy commits, resume after restart, crash recovery).
+
+use std::os::unix::fs::MetadataExt as _;
+
+use super::*;
+use crate::store::conformance;
+
+fn store(dir: &tempfile::TempDir) -> LocalStore {
+    LocalStore::open(dir.path()).expect("open")
+}
+
+fn bp(container: &str, name: &str) -> BlobPath {
+    BlobPath {
+        container: container.to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn staged(n: u32, data: &[u8], offset: Option<u64>) -> StageBlock {
+    let data = Bytes::copy_from_slice(data);
+    StageBlock {
+        id: BlockId::new(format!("{n:08}").into_bytes()).expect("id"),
+        checksum: BlockChecksum::Md5Verified(Md5Digest::of(&data)),
+        data,
+        offset_hint: offset,
+    }
+}
+
+fn ids(n: u32) -> Vec<BlockId> {
+    (0..n)
+        .map(|i| BlockId::new(format!("{i:08}").into_bytes()).expect("id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    conformance::run_all(&store(&dir), "sync").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_without_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    conformance::run_all(&store(&dir).with_fsync(false), "nosync").await;
+}
+
+#[tokio::test]
+async fn committed_blobs_are_plain_files_at_readable_paths() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("pictures").await.expect("container");
+    let p = bp("pictures", "bob/wild/desert.jpg");
+    s.put_blob(&p, Bytes::from_static(b"jpeg"), CommitOptions::default())
+        .await
+        .expect("put");
+    let file = s.root().join("pictures/bob/wild/desert.jpg");
+    assert_eq!(std::fs::read(&file).expect("plain file"), b"jpeg");
+    assert_eq!(s.blob_url(&p).await.expect("url"), layout::file_url(&file));
+    assert!(s.blob_url(&p).await.expect("url").starts_with("file:///"));
+}
+
+#[tokio::test]
+async fn file_and_directory_names_coexist_and_nothing_escapes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outer = dir.path().join("store");
+    let s = LocalStore::open(&outer).expect("open");
+    s.create_container("c1c").await.expect("container");
+    for name in ["a/b", "a", "..", "../../x", "./.", "a//b", "a/"] {
+        s.put_blob(
+            &bp("c1c", name),
+            Bytes::from(name.to_string()),
+            CommitOptions::default(),
+        )
+        .await
+        .expect("put");
+    }
+    assert_eq!(
+        std::fs::read(s.root().join("c1c/a/b")).expect("a/b"),
+        b"a/b"
+    );
+    assert_eq!(
+        std::fs::read(s.root().join("c1c/a%+1")).expect("a as alternate"),
+        b"a"
+    );
+    assert_eq!(
+        std::fs::read(s.root().join("c1c/%2E%2E")).expect(".."),
+        b".."
+    );
+    assert_eq!(
+        std::fs::read(s.root().join("c1c/a/%/b")).expect("a//b"),
+        b"a//b"
+    );
+    // Nothing was written beside the store root.
+    let siblings: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+    assert_eq!(siblings.len(), 1);
+    for name in ["..", "../../x"] {
+        let url = s.blob_url(&bp("c1c", name)).await.expect("url");
+        let file = layout::percent_decode(&url["file://".len()..]).expect("decode");
+        let file = PathBuf::from(String::from_utf8(file).expect("utf8"));
+        assert!(file.starts_with(s.root().join("c1c")), "{file:?}");
+        assert!(file
+            .components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir)));
+    }
+}
+
+#[tokio::test]
+async fn in_place_commit_renames_the_staging_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "big.bin");
+    let blocks: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 4096]).collect();
+    for i in [3usize, 1, 0, 2] {
+        s.stage_block(&p, staged(i as u32, &blocks[i], Some(4096 * i as u64)))
+            .await
+            .expect("stage");
+    }
+    let staging_data = s
+        .root()
+        .join(layout::staging_rel("c1c", "big.bin"))
+        .join("data");
+    let staging_ino = std::fs::metadata(&staging_data)
+        .expect("staging file")
+        .ino();
+    s.commit_block_list(&p, &ids(4), CommitOptions::default())
+        .await
+        .expect("commit");
+    let data = s.root().join("c1c/big.bin");
+    assert_eq!(
+        std::fs::metadata(&data).expect("data").ino(),
+        staging_ino,
+        "renamed, not copied"
+    );
+    assert_eq!(std::fs::read(&data).expect("read"), blocks.concat());
+    assert!(!staging_data.exists(), "staging discarded");
+}
+
+#[tokio::test]
+async fn identical_blocks_at_several_offsets_commit_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "zeros.img");
+    let zeros = vec![0u8; 8192];
+    for i in (0..4u64).rev() {
+        s.stage_block(&p, staged(0, &zeros, Some(8192 * i)))
+            .await
+            .expect("stage");
+    }
+    let staging_data = s
+        .root()
+        .join(layout::staging_rel("c1c", "zeros.img"))
+        .join("data");
+    let staging_ino = std::fs::metadata(&staging_data)
+        .expect("staging file")
+        .ino();
+    let same = vec![ids(1)[0].clone(); 4];
+    s.commit_block_list(&p, &same, CommitOptions::default())
+        .await
+        .expect("commit");
+    let data = s.root().join("c1c/zeros.img");
+    assert_eq!(std::fs::metadata(&data).expect("data").ino(), staging_ino);
+    assert_eq!(std::fs::read(&data).expect("read"), vec![0u8; 32768]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_racing_a_commit_never_mixes_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).with_fsync(false);
+    s.create_container("c1c").await.expect("container");
+    let (a, b) = (vec![b'A'; 65536], vec![b'B'; 65536]);
+    for round in 0..24 {
+        let p = bp("c1c", &format!("race/{round}"));
+        s.stage_block(&p, staged(0, &a, Some(0)))
+            .await
+            .expect("stage A");
+        let list = ids(1);
+        let (committed, restaged) = tokio::join!(
+            s.commit_block_list(&p, &list, CommitOptions::default()),
+            s.stage_block(&p, staged(0, &b, Some(0)))
+        );
+        committed.expect("commit");
+        restaged.expect("stage B");
+        let blob = s.read_range(&p, None).await.expect("read");
+        let pending = s.get_block_list(&p).await.expect("list").uncommitted;
+        if blob == a {
+            // The stage came second: B waits, uncommitted.
+            assert_eq!(pending, vec![(ids(1)[0].clone(), 65536)], "round {round}");
+        } else {
+            assert_eq!(blob, b, "round {round}: the blob is one version, whole");
+            assert!(pending.is_empty(), "round {round}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_block_list_cannot_replace_a_page_blob() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "disk");
+    s.create_page_blob(&p, 512, CommitOptions::default())
+        .await
+        .expect("create");
+    s.stage_block(&p, staged(0, b"x", None))
+        .await
+        .expect("stage");
+    let err = s
+        .commit_block_list(&p, &ids(1), CommitOptions::default())
+        .await
+        .expect_err("type");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+    assert!(matches!(
+        s.get_block_list(&p).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    // Put Blob may change the type, as on Azure.
+    s.put_blob(
+        &p,
+        Bytes::from_static(b"now a block blob"),
+        CommitOptions::default(),
+    )
+    .await
+    .expect("put");
+    assert_eq!(
+        s.get_properties(&p).await.expect("props").kind,
+        BlobKind::BlockBlob
+    );
+}
+
+#[tokio::test]
+async fn out_of_place_commit_assembles_a_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "moved.bin");
+    // Hints that disagree with the committed order.
+    s.stage_block(&p, staged(0, b"AAAA", Some(4)))
+        .await
+        .expect("stage");
+    s.stage_block(&p, staged(1, b"BB", Some(0)))
+        .await
+        .expect("stage");
+    s.stage_block(&p, staged(2, b"unused", None))
+        .await
+        .expect("stage");
+    s.commit_block_list(&p, &ids(2), CommitOptions::default())
+        .await
+        .expect("commit");
+    assert_eq!(
+        std::fs::read(s.root().join("c1c/moved.bin")).expect("read"),
+        b"AAAABB"
+    );
+    assert_eq!(s.get_properties(&p).await.expect("props").length, 6);
+}
+
+#[tokio::test]
+async fn staged_blocks_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = bp("c1c", "resume.bin");
+    {
+        let s = store(&dir);
+        s.create_container("c1c").await.expect("container");
+        s.stage_block(&p, staged(0, b"first-", Some(0)))
+            .await
+            .expect("stage");
+        s.stage_block(&p, staged(1, b"second", Some(6)))
+            .await
+            .expect("stage");
+    }
+    let s = store(&dir);
+    let listing = s.get_block_list(&p).await.expect("list after restart");
+    assert_eq!(listing.uncommitted.len(), 2);
+    s.stage_block(&p, staged(2, b"!", Some(12)))
+        .await
+        .expect("stage after restart");
+    s.commit_block_list(&p, &ids(3), CommitOptions::default())
+        .await
+        .expect("commit");
+    assert_eq!(
+        s.read_range(&p, None).await.expect("read"),
+        &b"first-second!"[..]
+    );
+}
+
+#[tokio::test]
+async fn torn_staging_index_lines_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = bp("c1c", "torn");
+    {
+        let s = store(&dir);
+        s.create_container("c1c").await.expect("container");
+        s.stage_block(&p, staged(0, b"kept", Some(0)))
+            .await
+            .expect("stage");
+    }
+    let index = dir
+        .path()
+        .join(layout::staging_rel("c1c", "torn"))
+        .join("index");
+    let mut f = OpenOptions::new().append(true).open(&index).expect("index");
+    f.write_all(b"{\"id\":\"MDAwMDAwMDE=\",\"off\":4,\"len\":99,\"md5\":\"00000000000000000000000000000000\"}\n{\"id\":")
+        .expect("write");
+    let s = store(&dir);
+    let listing = s.get_block_list(&p).await.expect("list");
+    assert_eq!(
+        listing.uncommitted,
+        vec![(ids(1)[0].clone(), 4)],
+        "entry past the data file and torn line dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_before_or_after_the_rename_shows_a_whole_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "crash");
+    let v1 = s
+        .put_blob(&p, Bytes::from_static(b"old"), CommitOptions::default())
+        .await
+        .expect("put");
+    let inner = Arc::clone(&s.inner);
+    // Simulate steps 1 and 2 of a commit, then a crash: the intent is recorded, no rename.
+    let (mut f, rel) = inner.tmp_file(&p).expect("tmp");
+    f.write_all(b"new!").expect("write");
+    let rec = inner.read_record(&p).expect("read").expect("record");
+    let mut next = rec.current.clone().expect("current");
+    next.ino = f.metadata().expect("stat").ino();
+    next.length = 4;
+    next.etag = "\"new\"".to_string();
+    let intent = Record {
+        name: p.name.clone(),
+        current: rec.current.clone(),
+        pending: Some(Pending {
+            version: next.clone(),
+            source: rel.to_string_lossy().into_owned(),
+        }),
+    };
+    inner.write_record(&p, &intent, true).expect("intent");
+    assert_eq!(
+        s.get_properties(&p).await.expect("props").etag,
+        v1.etag,
+        "before the rename: old version"
+    );
+    assert_eq!(s.read_range(&p, None).await.expect("read"), &b"old"[..]);
+    // The rename happened, the final record did not: the new version, whole.
+    std::fs::rename(inner.root.join(&rel), inner.root.join(&next.data)).expect("rename");
+    let props = s.get_properties(&p).await.expect("props");
+    assert_eq!((props.etag.as_str(), props.length), ("\"new\"", 4));
+    assert_eq!(s.read_range(&p, None).await.expect("read"), &b"new!"[..]);
+    // The next writer settles the record.
+    s.set_metadata(&p, BTreeMap::new(), Condition::IfMatch(props.etag))
+        .await
+        .expect("settle");
+    assert!(inner
+        .read_record(&p)
+        .expect("read")
+        .expect("record")
+        .pending
+        .is_none());
+
+    // An abandoned intent whose temporary file never moved is undone and its file removed.
+    let (_f, rel) = inner.tmp_file(&p).expect("tmp");
+    let mut orphan = next.clone();
+    orphan.ino = std::fs::metadata(inner.root.join(&rel))
+        .expect("stat")
+        .ino();
+    let rec = inner.read_record(&p).expect("read").expect("record");
+    let intent = Record {
+        pending: Some(Pending {
+            version: orphan,
+            source: rel.to_string_lossy().into_owned(),
+        }),
+        ..rec
+    };
+    inner.write_record(&p, &intent, true).expect("intent");
+    s.put_blob(&p, Bytes::from_static(b"final"), CommitOptions::default())
+        .await
+        .expect("put");
+    assert!(
+        !inner.root.join(&rel).exists(),
+        "orphaned temporary file removed"
+    );
+    assert_eq!(s.read_range(&p, None).await.expect("read"), &b"final"[..]);
+}
+
+#[tokio::test]
+async fn page_blobs_are_sparse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let p = bp("c1c", "disk.vhd");
+    let len = 1 << 30;
+    s.create_page_blob(&p, len, CommitOptions::default())
+        .await
+        .expect("create");
+    s.put_pages(
+        &p,
+        512 * 1024,
+        Bytes::from(vec![7u8; 4096]),
+        BlockChecksum::None,
+    )
+    .await
+    .expect("put");
+    let meta = std::fs::metadata(s.root().join("c1c/disk.vhd")).expect("data");
+    assert_eq!(meta.len(), len);
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "only written pages are allocated: {} blocks",
+        meta.blocks()
+    );
+    assert_eq!(
+        s.get_page_ranges(&p).await.expect("ranges"),
+        vec![512 * 1024..512 * 1024 + 4096]
+    );
+}
+
+#[test]
+fn from_url_accepts_paths_and_file_urls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spaced = dir.path().join("with space");
+    let url = layout::file_url(&spaced);
+    let s = LocalStore::from_url(&url).expect("file url");
+    assert_eq!(s.root(), std::fs::canonicalize(&spaced).expect("canonical"));
+    let plain = dir.path().join("plain");
+    assert!(LocalStore::from_url(plain.to_str().expect("utf8")).is_ok());
+    assert!(matches!(
+        LocalStore::from_url("https://acct.blob.core.windows.net/c"),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        LocalStore::from_url("file://relative/x"),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert_eq!(DEFAULT_LOCAL_STORE_DIR, "./drivecopy-store");
+}
+
+#[tokio::test]
+async fn list_files_follow_their_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let lists = s.root().join(layout::SIDECAR_DIR).join("lists");
+    let count = || std::fs::read_dir(&lists).expect("lists").count();
+    let p = bp("c1c", "blocks");
+    for round in 0..3u8 {
+        s.stage_block(&p, staged(0, &[round; 10], None))
+            .await
+            .expect("stage");
+        s.commit_block_list(&p, &ids(1), CommitOptions::default())
+            .await
+            .expect("commit");
+        assert_eq!(count(), 1, "only the current block list is kept");
+    }
+    let d = bp("c1c", "disk");
+    s.create_page_blob(&d, 4096, CommitOptions::default())
+        .await
+        .expect("create");
+    s.put_pages(&d, 0, Bytes::from(vec![1u8; 512]), BlockChecksum::None)
+        .await
+        .expect("put");
+    assert_eq!(count(), 2);
+    s.put_blob(&p, Bytes::from_static(b"whole"), CommitOptions::default())
+        .await
+        .expect("put blob");
+    assert_eq!(count(), 1, "a Put Blob has no block list");
+    s.delete_blob(&d, Condition::None).await.expect("delete");
+    assert_eq!(count(), 0);
+    assert!(std::fs::read_dir(s.root().join(layout::tmp_rel()))
+        .expect("tmp")
+        .next()
+        .is_none());
+}
+
+#[tokio::test]
+async fn idle_staging_areas_are_closed_and_reloaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).with_fsync(false);
+    s.create_container("c1c").await.expect("container");
+    let n = MAX_IDLE_STAGING as u32 + 40;
+    for i in 0..n {
+        let p = bp("c1c", &format!("abandoned/{i}"));
+        s.stage_block(&p, staged(0, &i.to_le_bytes(), Some(0)))
+            .await
+            .expect("stage");
+    }
+    assert!(
+        lock(&s.inner.staging).len() <= MAX_IDLE_STAGING + 1,
+        "bounded"
+    );
+    let first = bp("c1c", "abandoned/0");
+    assert_eq!(
+        s.get_block_list(&first)
+            .await
+            .expect("list")
+            .uncommitted
+            .len(),
+        1
+    );
+    s.commit_block_list(&first, &ids(1), CommitOptions::default())
+        .await
+        .expect("commit");
+    assert_eq!(
+        s.read_range(&first, None).await.expect("read"),
+        &0u32.to_le_bytes()[..]
+    );
+}
