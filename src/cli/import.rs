@@ -163,7 +163,7 @@ fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEve
     let (exit, state) = if report.cancelled {
         (Exit::Cancelled, DriveState::Transferring)
     } else {
-        let state = DriveState::from_copy_status(&status);
+        let state = status.drive_state();
         let exit = if report.is_drive_failure() {
             Exit::DriveFailed
         } else if matches!(state, DriveState::Completed) {
@@ -180,18 +180,19 @@ fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEve
         Exit::Cancelled => "Cancelled",
         _ => "Internal",
     };
-    let drive_status = DriveStatus {
-        drive_id: report.drive_log.drive_id.clone(),
-        manifest_file: Some(report.manifest_file.clone()),
-        manifest_hash: report.manifest_md5.map(|d| d.to_hex()),
-        state,
-        copy_status: Some(status.into()),
-        percent_complete: drivecopy::engine::import::percent(report.bytes_succeeded, report.bytes_total),
-        error_log_uri: report.error_log_uri.clone(),
-        verbose_log_uri: report.verbose_log_uri.clone(),
-        bytes_succeeded: report.bytes_succeeded,
-        ..DriveStatus::default()
+    let mut drive_status = DriveStatus::new(report.drive_log.drive_id.clone(), state);
+    drive_status.manifest_file = Some(report.manifest_file.clone());
+    drive_status.manifest_hash = report.manifest_md5.map(|d| d.to_hex());
+    drive_status.copy_status = Some(status);
+    // The copy is over unless it was cancelled: 100 then, as the service reports a finished drive.
+    drive_status.percent_complete = if report.cancelled {
+        drivecopy::engine::import::percent(report.bytes_succeeded, report.bytes_total)
+    } else {
+        100
     };
+    drive_status.error_log_uri = report.error_log_uri.clone();
+    drive_status.verbose_log_uri = report.verbose_log_uri.clone();
+    drive_status.bytes_succeeded = report.bytes_succeeded;
     let result = ResultEvent {
         command: "import".to_string(),
         outcome: outcome.to_string(),

@@ -662,9 +662,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     };
 
     // Metadata and properties: the blob's own file overrides the list default (§3).
-    let (metadata_log, metadata) = side_file(ctx, &blob.metadata_path, &list.metadata_path, SideKind::Metadata);
+    let (metadata_log, metadata) = side_file::<Metadata>(ctx, &blob.metadata_path, &list.metadata_path, SideKind::Metadata);
     let (properties_log, properties) =
-        side_file(ctx, &blob.properties_path, &list.properties_path, SideKind::Properties);
+        side_file::<Properties>(ctx, &blob.properties_path, &list.properties_path, SideKind::Properties);
 
     let ids = block_ids(blob);
     let direct = ctx.direct_io && offsets_aligned(blob);

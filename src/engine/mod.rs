@@ -11,5 +11,6 @@ pub mod buf;
 pub mod diagnostics;
 pub mod disposition;
 pub mod hash;
+pub mod import;
 pub mod prepare;
 pub mod read;
