@@ -67,6 +67,10 @@ pub struct ImportArgs {
     /// Read through the page cache instead of `O_DIRECT`.
     #[arg(long)]
     pub no_direct_io: bool,
+    /// Local store only: do not fsync commits (faster; a machine crash may lose recent blobs,
+    /// a process crash loses nothing).
+    #[arg(long)]
+    pub no_fsync: bool,
 }
 
 /// The `--log-level` values (ARM `logLevel`).
@@ -79,13 +83,13 @@ pub enum LogLevelArg {
 }
 
 /// Open the store a `--dest` names.
-pub fn open_store(dest: Option<&str>) -> anyhow::Result<Arc<dyn BlobStore>> {
+pub fn open_store(dest: Option<&str>, fsync: bool) -> anyhow::Result<Arc<dyn BlobStore>> {
     let url = dest.unwrap_or(DEFAULT_LOCAL_STORE_DIR);
     if url.starts_with("http://") || url.starts_with("https://") {
         anyhow::bail!("Azure destinations are not supported by this build yet; use a directory");
     }
     let store = LocalStore::from_url(url).with_context(|| format!("open the local store {url}"))?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(store.with_fsync(fsync)))
 }
 
 /// Start a multi-thread runtime, cancel `cancel` on SIGINT or SIGTERM (a second signal exits at
@@ -131,7 +135,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     if let Some(remark) = remark {
         sink.emit(warning("IoEngineFallback", remark, None));
     }
-    let store = open_store(args.dest.as_deref())?;
+    let store = open_store(args.dest.as_deref(), !args.no_fsync)?;
     let mut config = ImportConfig::new(&args.drive, engine);
     config.manifest_file = args.manifest.clone();
     config.manifest_hash = args.manifest_hash.clone();
