@@ -1,0 +1,177 @@
+//! End-to-end import throughput: a prepared drive in the page cache imported into the local store on
+//! the same file system, at default settings (fsync on) except for reading through the page cache.
+//!
+//! Cases (issue "copy engine", benchmarks): one 2 GiB file; 2 GiB of 256 KiB files; 20,000 files of
+//! 4 KiB. Beside them, in the same run, `md5_ceiling/stream` measures single-thread MD5 over 256 MiB:
+//! the MD5 ceiling is cores × that figure, and `scripts/bench.sh` prints each case as a ratio of it.
+//!
+//! The drives are generated once under `target/bench-data/` (pseudo-random bytes, not zeros) and
+//! reused by later runs; each iteration imports into a fresh store directory beside them.
+//! Set `DRIVECOPY_BENCH_SCALE` (a divisor, e.g. `16`) for a quick run on smaller data.
+//!
+//! Run: `cargo bench --bench import` (or `scripts/bench.sh` for the table with ratios).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use md5::{Digest as _, Md5};
+use tokio_util::sync::CancellationToken;
+
+use drivecopy::engine::import::{import_drive, ImportConfig};
+use drivecopy::engine::prepare::{prepare, ItemType, PrepareConfig, PrepareSource};
+use drivecopy::engine::read::IoEngine;
+use drivecopy::events::NoEvents;
+use drivecopy::store::local::LocalStore;
+
+/// One bench drive: `files` files of `file_bytes` each.
+struct Case {
+    name: &'static str,
+    files: u64,
+    file_bytes: u64,
+}
+
+const GIB: u64 = 1 << 30;
+
+fn cases(scale: u64) -> [Case; 3] {
+    [
+        Case { name: "one_2GiB_file", files: 1, file_bytes: 2 * GIB / scale },
+        Case { name: "2GiB_of_256KiB_files", files: 8192 / scale, file_bytes: 256 << 10 },
+        Case { name: "20000_files_of_4KiB", files: 20_000 / scale, file_bytes: 4 << 10 },
+    ]
+}
+
+fn bench_root() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench-data")
+}
+
+/// Fill `buf` with xorshift noise continuing from `state`.
+fn noise(state: &mut u64, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let bytes = state.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+/// Create (once) the drive for `case` and return its root.
+fn drive_for(case: &Case) -> PathBuf {
+    let drive = bench_root().join(format!("{}-{}x{}", case.name, case.files, case.file_bytes));
+    let done = drive.join(".prepared");
+    if done.exists() {
+        return drive;
+    }
+    let _ = fs::remove_dir_all(&drive);
+    let src = drive.join("data");
+    fs::create_dir_all(&src).expect("create bench drive");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ case.file_bytes;
+    let mut buf = vec![0u8; case.file_bytes.min(64 << 20) as usize];
+    for i in 0..case.files {
+        let dir = src.join(format!("{:03}", i % 256));
+        fs::create_dir_all(&dir).expect("create bench dir");
+        let mut f = fs::File::create(dir.join(format!("f{i:06}.bin"))).expect("create bench file");
+        let mut left = case.file_bytes;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            noise(&mut state, &mut buf[..n]);
+            std::io::Write::write_all(&mut f, &buf[..n]).expect("write bench file");
+            left -= n as u64;
+        }
+    }
+    let config = PrepareConfig {
+        drive_root: drive.clone(),
+        sources: vec![PrepareSource {
+            base_path: src,
+            destination: "bench/".to_string(),
+            item_type: ItemType::Block,
+            disposition: None,
+            metadata_file: None,
+            properties_file: None,
+        }],
+        in_place: true,
+        block_size_bytes: 4 << 20,
+        manifest_file: r"\DriveManifest.xml".to_string(),
+        drive_id: "BENCH".to_string(),
+        credential: None,
+        threads: None,
+    };
+    prepare(&config).expect("prepare bench drive");
+    fs::write(&done, b"").expect("mark bench drive");
+    drive
+}
+
+/// Read every file of the drive once so the import reads from the page cache.
+fn warm(dir: &Path) {
+    for entry in fs::read_dir(dir).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            warm(&path);
+        } else {
+            let _ = fs::read(&path);
+        }
+    }
+}
+
+fn import_once(runtime: &tokio::runtime::Runtime, drive: &Path, store_dir: &Path) -> Duration {
+    let _ = fs::remove_dir_all(store_dir);
+    let store = Arc::new(LocalStore::open(store_dir).expect("open store"));
+    let (engine, _) = IoEngine::probe();
+    let mut config = ImportConfig::new(drive, engine);
+    config.direct_io = false;
+    let start = Instant::now();
+    let report = runtime
+        .block_on(import_drive(&config, store, Arc::new(NoEvents), CancellationToken::new()))
+        .expect("import");
+    let elapsed = start.elapsed();
+    assert_eq!(report.bytes_succeeded, report.bytes_total, "bench import must complete");
+    elapsed
+}
+
+fn bench_import(c: &mut Criterion) {
+    let scale: u64 = std::env::var("DRIVECOPY_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+
+    let mut ceiling = c.benchmark_group("md5_ceiling");
+    let data = {
+        let mut state = 7u64;
+        let mut v = vec![0u8; 256 << 20];
+        noise(&mut state, &mut v);
+        v
+    };
+    ceiling.throughput(Throughput::Bytes(data.len() as u64));
+    ceiling.sample_size(10);
+    ceiling.bench_function("stream", |b| b.iter(|| Md5::digest(std::hint::black_box(&data))));
+    ceiling.finish();
+    drop(data);
+
+    let mut group = c.benchmark_group("import");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(20));
+    for case in cases(scale) {
+        let drive = drive_for(&case);
+        warm(&drive);
+        let store_dir = bench_root().join("store");
+        if case.file_bytes > 4 << 10 {
+            group.throughput(Throughput::Bytes(case.files * case.file_bytes));
+        } else {
+            group.throughput(Throughput::Elements(case.files));
+        }
+        group.bench_function(case.name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| import_once(&runtime, &drive, &store_dir)).sum())
+        });
+        let _ = fs::remove_dir_all(&store_dir);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_import);
+criterion_main!(benches);
