@@ -726,6 +726,49 @@ fn import_of_a_clean_drive_completes_with_exit_0() {
     assert!(stored == expected, "blob bytes differ from the sources");
 }
 
+/// The std reader (forced here; chosen when io_uring is unavailable, as under Docker's default
+/// seccomp profile) copies the same bytes, and its `IoEngineFallback` warning must not come
+/// before `start`.
+#[test]
+fn import_with_the_std_engine_keeps_start_first() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, drive, store) = (
+        tmp.path().join("src"),
+        tmp.path().join("drive"),
+        tmp.path().join("store"),
+    );
+    std::fs::create_dir_all(&drive).expect("mkdir");
+    let files = small_source(&src);
+    prepare(&drive, &src, "photos/", "STD01", &["--block-size", "1MiB"]);
+    let r = run_with(
+        drivecopy()
+            .env("DRIVECOPY_IO_ENGINE", "std")
+            .args(["import", "--no-fsync"])
+            .arg("--drive")
+            .arg(&drive)
+            .arg("--dest")
+            .arg(&store),
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let stored = tree(&store, &[".drivecopy", "waimportexport"]);
+    let expected: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(k, v)| (format!("photos/{k}"), v.clone()))
+        .collect();
+    assert!(
+        stored == expected,
+        "{:?}",
+        stored.keys().collect::<Vec<_>>()
+    );
+    let evs = events(&r);
+    let start = evs
+        .iter()
+        .find(|e| kind(e) == "start")
+        .expect("a start event");
+    assert_eq!(start["ioEngine"], "std", "{start}");
+    assert_stream_shape(&r);
+}
+
 #[test]
 fn import_of_a_drive_with_one_corrupted_byte_exits_1_with_an_error_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
