@@ -37,9 +37,21 @@ const GIB: u64 = 1 << 30;
 
 fn cases(scale: u64) -> [Case; 3] {
     [
-        Case { name: "one_2GiB_file", files: 1, file_bytes: 2 * GIB / scale },
-        Case { name: "2GiB_of_256KiB_files", files: 8192 / scale, file_bytes: 256 << 10 },
-        Case { name: "20000_files_of_4KiB", files: 20_000 / scale, file_bytes: 4 << 10 },
+        Case {
+            name: "one_2GiB_file",
+            files: 1,
+            file_bytes: 2 * GIB / scale,
+        },
+        Case {
+            name: "2GiB_of_256KiB_files",
+            files: 8192 / scale,
+            file_bytes: 256 << 10,
+        },
+        Case {
+            name: "20000_files_of_4KiB",
+            files: 20_000 / scale,
+            file_bytes: 4 << 10,
+        },
     ]
 }
 
@@ -127,16 +139,31 @@ fn import_once(runtime: &tokio::runtime::Runtime, drive: &Path, store_dir: &Path
     config.direct_io = false;
     let start = Instant::now();
     let report = runtime
-        .block_on(import_drive(&config, store, Arc::new(NoEvents), CancellationToken::new()))
+        .block_on(import_drive(
+            &config,
+            store,
+            Arc::new(NoEvents),
+            CancellationToken::new(),
+        ))
         .expect("import");
     let elapsed = start.elapsed();
-    assert_eq!(report.bytes_succeeded, report.bytes_total, "bench import must complete");
+    assert_eq!(
+        report.bytes_succeeded, report.bytes_total,
+        "bench import must complete"
+    );
     elapsed
 }
 
 fn bench_import(c: &mut Criterion) {
-    let scale: u64 = std::env::var("DRIVECOPY_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let scale: u64 = std::env::var("DRIVECOPY_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     let mut ceiling = c.benchmark_group("md5_ceiling");
     let data = {
@@ -147,7 +174,9 @@ fn bench_import(c: &mut Criterion) {
     };
     ceiling.throughput(Throughput::Bytes(data.len() as u64));
     ceiling.sample_size(10);
-    ceiling.bench_function("stream", |b| b.iter(|| Md5::digest(std::hint::black_box(&data))));
+    ceiling.bench_function("stream", |b| {
+        b.iter(|| Md5::digest(std::hint::black_box(&data)))
+    });
     ceiling.finish();
     drop(data);
 
@@ -166,7 +195,11 @@ fn bench_import(c: &mut Criterion) {
             group.throughput(Throughput::Elements(case.files));
         }
         group.bench_function(case.name, |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| import_once(&runtime, &drive, &store_dir)).sum())
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| import_once(&runtime, &drive, &store_dir))
+                    .sum()
+            })
         });
         let _ = fs::remove_dir_all(&store_dir);
     }

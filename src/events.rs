@@ -186,5 +186,9 @@ impl EventSink for CollectEvents {
 
 /// Build a warning event.
 pub fn warning(code: &str, message: impl Into<String>, path: Option<String>) -> Event {
-    Event::Warning(WarningEvent { code: code.to_string(), message: message.into(), path })
+    Event::Warning(WarningEvent {
+        code: code.to_string(),
+        message: message.into(),
+        path,
+    })
 }

@@ -689,7 +689,7 @@ fn import_of_a_clean_drive_completes_with_exit_0() {
     assert_eq!(status["copyStatus"], "Completed");
     assert_eq!(status["percentComplete"], 100);
     assert_eq!(status["manifestFile"], r"\DriveManifest.xml");
-    assert_eq!(status["manifestHash"], info["driveInfo"]["manifestHash"]);
+    assert_eq!(status["manifestHash"], info["manifestHash"]);
     let total: u64 = files.values().map(|f| f.len() as u64).sum();
     assert_eq!(status["bytesSucceeded"].as_u64(), Some(total), "{result}");
     assert_eq!(result["bytesTotal"].as_u64(), Some(total));
@@ -844,10 +844,7 @@ fn import_with_a_manifest_hash_mismatch_exits_3() {
     std::fs::create_dir_all(&drive).expect("mkdir");
     small_source(&src);
     let info = prepare(&drive, &src, "photos/", "HASH01", &[]);
-    let good = info["driveInfo"]["manifestHash"]
-        .as_str()
-        .expect("hash")
-        .to_string();
+    let good = info["manifestHash"].as_str().expect("hash").to_string();
     let wrong = if good.starts_with('0') {
         good.replacen('0', "1", 1)
     } else {
@@ -1076,7 +1073,7 @@ fn prepare_json_reports_the_drive_info_and_skips_symlinks() {
         r.describe()
     );
     let v: Value = serde_json::from_str(r.stdout.trim()).expect("JSON");
-    let info = &v["driveInfo"];
+    let info = &v;
     assert_eq!(info["driveId"], "PREP01");
     assert_eq!(info["manifestFile"], r"\DriveManifest.xml");
     let manifest = std::fs::read(drive.join("DriveManifest.xml")).expect("manifest written");
@@ -1251,7 +1248,7 @@ fn prepare_in_place_writes_only_the_manifest() {
         "{manifest}"
     );
     assert_eq!(
-        info["driveInfo"]["manifestHash"].as_str(),
+        info["manifestHash"].as_str(),
         Some(md5_hex(manifest.as_bytes()).as_str())
     );
 

@@ -5,7 +5,9 @@
 /// `TiB` (binary). Case-insensitive; a fraction is allowed with a unit (`1.5TB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -17,15 +19,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit {other:?} (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+            ))
+        }
     };
     if number.is_empty() {
         return Err(format!("{text:?} is not a size"));
     }
     if let Ok(n) = number.parse::<u64>() {
-        return n.checked_mul(multiplier).ok_or_else(|| format!("{text:?} is too large"));
+        return n
+            .checked_mul(multiplier)
+            .ok_or_else(|| format!("{text:?} is too large"));
     }
-    let f: f64 = number.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    let f: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size"))?;
     let bytes = f * multiplier as f64;
     if !(0.0..1.8e19).contains(&bytes) {
         return Err(format!("{text:?} is out of range"));

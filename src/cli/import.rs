@@ -14,7 +14,7 @@ use drivecopy::engine::import::{
     DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
 };
 use drivecopy::engine::read::IoEngine;
-use drivecopy::events::{warning, Event, EventSink, ResultEvent};
+use drivecopy::events::{Event, EventSink, ResultEvent};
 use drivecopy::job::{DriveState, DriveStatus};
 use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
 use drivecopy::store::local::{LocalStore, DEFAULT_LOCAL_STORE_DIR};
@@ -107,7 +107,10 @@ where
         let signals = cancel.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             for round in 0..2 {
@@ -132,11 +135,14 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let cancel = CancellationToken::new();
     let sink = Arc::new(StdoutSink::new(cancel.clone()));
     let (engine, remark) = IoEngine::probe();
-    if let Some(remark) = remark {
-        sink.emit(warning("IoEngineFallback", remark, None));
-    }
     let store = open_store(args.dest.as_deref(), !args.no_fsync)?;
     let mut config = ImportConfig::new(&args.drive, engine);
+    config.io_engine_remark = remark;
+    config.destination = Some(
+        args.dest
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LOCAL_STORE_DIR.to_string()),
+    );
     config.manifest_file = args.manifest.clone();
     config.manifest_hash = args.manifest_hash.clone();
     config.drive_id = args.drive_id.clone();
@@ -206,7 +212,11 @@ fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEve
         blobs_failed: report.blobs_failed(),
         bytes_total: report.bytes_total,
         elapsed_seconds,
-        bytes_per_second: if elapsed_seconds > 0.0 { report.bytes_total as f64 / elapsed_seconds } else { 0.0 },
+        bytes_per_second: if elapsed_seconds > 0.0 {
+            report.bytes_total as f64 / elapsed_seconds
+        } else {
+            0.0
+        },
         error: None,
     };
     (exit, result)

@@ -6,7 +6,6 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -64,8 +63,24 @@ pub struct LogShowArgs {
     pub json: bool,
 }
 
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("read {}", path.display()))
+/// Read a document; a file that cannot be read is reported on stderr as an invalid document.
+fn read(path: &Path) -> Result<Vec<u8>, Exit> {
+    std::fs::read(path).map_err(|e| {
+        eprintln!("{}: cannot be read: {e}", path.display());
+        Exit::InvalidDocument
+    })
+}
+
+/// An error and its causes, joined: `invalid blob path: invalid container name "X": ...`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// One problem, as `manifest validate --json` prints it.
@@ -92,7 +107,7 @@ impl From<&Problem> for ProblemJson {
     fn from(p: &Problem) -> Self {
         let l = &p.location;
         ProblemJson {
-            message: p.kind.to_string(),
+            message: chain(&p.kind),
             element: l.element,
             blob_path: l.blob_path.clone(),
             list_index: l.list_index,
@@ -109,9 +124,15 @@ pub fn manifest(cmd: ManifestCommand) -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     match cmd {
         ManifestCommand::Validate(args) => {
-            let bytes = read(&args.file)?;
+            let bytes = match read(&args.file) {
+                Ok(b) => b,
+                Err(exit) => return Ok(exit),
+            };
             let (problems, parse_error) = match DriveManifest::parse(&bytes) {
-                Ok(m) => (m.validate(&Limits::default().with_max_block_bytes(args.max_block_bytes)), None),
+                Ok(m) => (
+                    m.validate(&Limits::default().with_max_block_bytes(args.max_block_bytes)),
+                    None,
+                ),
                 Err(e) => (Vec::new(), Some(e)),
             };
             let valid = parse_error.is_none() && problems.is_empty();
@@ -124,19 +145,36 @@ pub fn manifest(cmd: ManifestCommand) -> anyhow::Result<Exit> {
                 });
                 writeln!(out, "{value}")?;
             } else if let Some(e) = &parse_error {
-                writeln!(out, "{}: cannot be parsed: {:#}", args.file.display(), anyhow::Error::new(e.clone()))?;
+                writeln!(
+                    out,
+                    "{}: cannot be parsed: {:#}",
+                    args.file.display(),
+                    anyhow::Error::new(e.clone())
+                )?;
             } else if valid {
                 writeln!(out, "{}: valid", args.file.display())?;
             } else {
-                writeln!(out, "{}: {} problem(s)", args.file.display(), problems.len())?;
+                writeln!(
+                    out,
+                    "{}: {} problem(s)",
+                    args.file.display(),
+                    problems.len()
+                )?;
                 for p in &problems {
-                    writeln!(out, "  {p}")?;
+                    writeln!(out, "  {}: {}", p.location, chain(&p.kind))?;
                 }
             }
-            Ok(if valid { Exit::Completed } else { Exit::InvalidDocument })
+            Ok(if valid {
+                Exit::Completed
+            } else {
+                Exit::InvalidDocument
+            })
         }
         ManifestCommand::Show(args) => {
-            let bytes = read(&args.file)?;
+            let bytes = match read(&args.file) {
+                Ok(b) => b,
+                Err(exit) => return Ok(exit),
+            };
             match DriveManifest::parse(&bytes) {
                 Ok(m) => {
                     serde_json::to_writer_pretty(&mut out, &m)?;
@@ -144,7 +182,11 @@ pub fn manifest(cmd: ManifestCommand) -> anyhow::Result<Exit> {
                     Ok(Exit::Completed)
                 }
                 Err(e) => {
-                    eprintln!("{}: cannot be parsed: {:#}", args.file.display(), anyhow::Error::new(e));
+                    eprintln!(
+                        "{}: cannot be parsed: {:#}",
+                        args.file.display(),
+                        anyhow::Error::new(e)
+                    );
                     Ok(Exit::InvalidDocument)
                 }
             }
@@ -155,11 +197,18 @@ pub fn manifest(cmd: ManifestCommand) -> anyhow::Result<Exit> {
 /// Run `log show`.
 pub fn log(cmd: LogCommand) -> anyhow::Result<Exit> {
     let LogCommand::Show(args) = cmd;
-    let bytes = read(&args.file)?;
+    let bytes = match read(&args.file) {
+        Ok(b) => b,
+        Err(exit) => return Ok(exit),
+    };
     let log = match DriveLog::parse(&bytes) {
         Ok(log) => log,
         Err(e) => {
-            eprintln!("{}: cannot be parsed: {:#}", args.file.display(), anyhow::Error::new(e));
+            eprintln!(
+                "{}: cannot be parsed: {:#}",
+                args.file.display(),
+                anyhow::Error::new(e)
+            );
             return Ok(Exit::InvalidDocument);
         }
     };
@@ -170,20 +219,39 @@ pub fn log(cmd: LogCommand) -> anyhow::Result<Exit> {
         return Ok(Exit::Completed);
     }
     let failed = log.blobs.iter().filter(|b| b.has_errors()).count();
-    writeln!(out, "drive {}: {} ({} blobs, {} with errors)", log.drive_id, log.status, log.blobs.len(), failed)?;
+    writeln!(
+        out,
+        "drive {}: {} ({} blobs, {} with errors)",
+        log.drive_id,
+        log.status,
+        log.blobs.len(),
+        failed
+    )?;
     for blob in log.blobs.iter().filter(|b| b.has_errors()) {
-        writeln!(out, "  {} <- {}: {}", blob.blob_path, blob.file_path, blob.status)?;
+        writeln!(
+            out,
+            "  {} <- {}: {}",
+            blob.blob_path, blob.file_path, blob.status
+        )?;
         let errors = blob.errors_only();
         if let Some(list) = &errors.list {
             match list {
                 drivecopy::copylog::RangeList::BlockList(blocks) => {
                     for b in blocks {
-                        writeln!(out, "    block at {} ({} bytes): {}", b.offset_bytes, b.length_bytes, b.status)?;
+                        writeln!(
+                            out,
+                            "    block at {} ({} bytes): {}",
+                            b.offset_bytes, b.length_bytes, b.status
+                        )?;
                     }
                 }
                 drivecopy::copylog::RangeList::PageRangeList(ranges) => {
                     for r in ranges {
-                        writeln!(out, "    page range at {} ({} bytes): {}", r.offset_bytes, r.length_bytes, r.status)?;
+                        writeln!(
+                            out,
+                            "    page range at {} ({} bytes): {}",
+                            r.offset_bytes, r.length_bytes, r.status
+                        )?;
                     }
                 }
             }

@@ -30,11 +30,17 @@ impl StdoutSink {
             );
             bar
         });
-        StdoutSink { out: Mutex::new(std::io::stdout()), bar, on_broken_pipe }
+        StdoutSink {
+            out: Mutex::new(std::io::stdout()),
+            bar,
+            on_broken_pipe,
+        }
     }
 
     fn write_line(&self, event: &Event) {
-        let Ok(line) = serde_json::to_string(event) else { return };
+        let Ok(line) = serde_json::to_string(event) else {
+            return;
+        };
         let Ok(mut out) = self.out.lock() else { return };
         let written = writeln!(out, "{line}").and_then(|()| out.flush());
         if let Err(e) = written {
@@ -55,7 +61,9 @@ impl EventSink for StdoutSink {
                     bar.set_position(p.bytes_done);
                     bar.set_message(format!("{}/{} blobs", p.blobs_done, p.blobs_total));
                 }
-                Event::Warning(w) => bar.suspend(|| eprintln!("warning: {}: {}", w.code, w.message)),
+                Event::Warning(w) => {
+                    bar.suspend(|| eprintln!("warning: {}: {}", w.code, w.message))
+                }
                 Event::Result(_) => bar.finish_and_clear(),
             }
         }

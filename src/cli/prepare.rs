@@ -16,7 +16,15 @@ use drivecopy::manifest::{Credential, ImportDisposition, Secret};
 use super::args::parse_size;
 use super::exit::Exit;
 
+/// The environment variable holding the storage account key `prepare` writes into the manifest.
+pub const KEY_ENV: &str = "DRIVECOPY_STORAGE_ACCOUNT_KEY";
+/// The environment variable holding a container SAS (`container?sv=...`) to write instead.
+pub const SAS_ENV: &str = "DRIVECOPY_CONTAINER_SAS";
+
 /// Arguments of `drivecopy prepare`.
+///
+/// The manifest's credential comes from the environment only: `DRIVECOPY_STORAGE_ACCOUNT_KEY` or
+/// `DRIVECOPY_CONTAINER_SAS`.
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
     /// The drive's root directory (where the target drive is mounted).
@@ -57,12 +65,7 @@ pub struct PrepareArgs {
     /// A properties file applied to every `--src` blob.
     #[arg(long, value_name = "FILE")]
     pub properties_file: Option<PathBuf>,
-    /// The storage account key to put in the manifest (read from the environment only).
-    #[arg(long = "storage-account-key", env = "DRIVECOPY_STORAGE_ACCOUNT_KEY", hide_env_values = true, value_name = "KEY")]
-    pub storage_account_key: Option<String>,
-    /// A container SAS (`container?sv=...`) to put in the manifest instead of a key.
-    #[arg(long, env = "DRIVECOPY_CONTAINER_SAS", hide_env_values = true, conflicts_with = "storage_account_key", value_name = "SAS")]
-    pub container_sas: Option<String>,
+
     /// Print the DriveInfo as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -93,7 +96,8 @@ pub enum DispositionArg {
 /// Run `drivecopy prepare`.
 pub fn run(args: PrepareArgs) -> anyhow::Result<Exit> {
     let sources = if let Some(csv) = &args.dataset {
-        let text = std::fs::read_to_string(csv).with_context(|| format!("read {}", csv.display()))?;
+        let text =
+            std::fs::read_to_string(csv).with_context(|| format!("read {}", csv.display()))?;
         let base = csv.parent().map(PathBuf::from).unwrap_or_default();
         match parse_dataset(&text, &base) {
             Ok(s) => s,
@@ -104,7 +108,11 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<Exit> {
         }
     } else {
         if args.src.len() != args.dst.len() {
-            eprintln!("drivecopy: give one --dst for each --src ({} --src, {} --dst)", args.src.len(), args.dst.len());
+            eprintln!(
+                "drivecopy: give one --dst for each --src ({} --src, {} --dst)",
+                args.src.len(),
+                args.dst.len()
+            );
             return Ok(Exit::Usage);
         }
         let item_type = match args.blob_type {
@@ -130,13 +138,26 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<Exit> {
             })
             .collect()
     };
-    let Some(drive_id) = args.drive_id.clone().or_else(|| discover_drive_id(&args.drive)) else {
-        eprintln!("drivecopy: cannot read the serial number of the device holding {}; pass --drive-id", args.drive.display());
+    let Some(drive_id) = args
+        .drive_id
+        .clone()
+        .or_else(|| discover_drive_id(&args.drive))
+    else {
+        eprintln!(
+            "drivecopy: cannot read the serial number of the device holding {}; pass --drive-id",
+            args.drive.display()
+        );
         return Ok(Exit::Usage);
     };
-    let credential = match (&args.storage_account_key, &args.container_sas) {
-        (Some(k), _) => Some(Credential::StorageAccountKey(Secret::new(k.clone()))),
-        (None, Some(s)) => Some(Credential::ContainerSas(Secret::new(s.clone()))),
+    // Secrets come from the environment only, never from arguments that `ps` shows.
+    let secret = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let credential = match (secret(KEY_ENV), secret(SAS_ENV)) {
+        (Some(_), Some(_)) => {
+            eprintln!("drivecopy: set only one of {KEY_ENV} and {SAS_ENV}");
+            return Ok(Exit::Usage);
+        }
+        (Some(k), None) => Some(Credential::StorageAccountKey(Secret::new(k))),
+        (None, Some(s)) => Some(Credential::ContainerSas(Secret::new(s))),
         (None, None) => None,
     };
     let config = PrepareConfig {
@@ -161,7 +182,13 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<Exit> {
         writeln!(out, "driveId      {}", info.drive_id)?;
         writeln!(out, "manifestFile {}", info.manifest_file)?;
         writeln!(out, "manifestHash {}", info.manifest_hash)?;
-        writeln!(out, "{} blobs, {} bytes, {} skipped", report.blobs, report.bytes, report.skipped.len())?;
+        writeln!(
+            out,
+            "{} blobs, {} bytes, {} skipped",
+            report.blobs,
+            report.bytes,
+            report.skipped.len()
+        )?;
     }
     Ok(Exit::Completed)
 }

@@ -29,6 +29,7 @@ pub const DRIVE_LOG_VERSION: &str = "2014-11-01";
 
 /// One drive's copy log: `<DriveLog>` (azure-import-export.md §2.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DriveLog {
     /// The `Version` attribute; `None` when absent, as in the RepairImport and RepairExport
     /// samples (§7 item 3).
@@ -43,6 +44,7 @@ pub struct DriveLog {
 
 /// One `<Blob Status>` entry (azure-import-export.md §2.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BlobLog {
     /// The blob status (`@Status`).
     pub status: BlobStatus,
@@ -69,6 +71,7 @@ pub struct BlobLog {
 
 /// `<ImportDisposition Status="…">requested</ImportDisposition>` (azure-import-export.md §2.6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImportDisposition {
     /// How the disposition was resolved.
     pub status: ImportDispositionStatus,
@@ -87,6 +90,7 @@ pub enum RangeList {
 
 /// One `<PageRange Offset Length [Hash] Status>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RangeLog {
     /// Offset of the range in the blob, in bytes.
     pub offset_bytes: u64,
@@ -100,6 +104,7 @@ pub struct RangeLog {
 
 /// One `<Block Offset Length [Id] [Hash] Status>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BlockLog {
     /// Offset of the block in the blob, in bytes.
     pub offset_bytes: u64,
@@ -115,6 +120,7 @@ pub struct BlockLog {
 
 /// A `<Metadata Status>` or `<Properties Status>` entry with its optional file paths.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FileLog {
     /// The metadata or properties status.
     pub status: FileLogStatus,
@@ -126,6 +132,7 @@ pub struct FileLog {
 
 /// A drive-relative file path with the MD5 of the file (`<Path Hash="…">\a\b.xml</Path>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HashedPath {
     /// The path as written (`\Users\bob\Pictures\wild\metadata.xml`).
     pub path: String,

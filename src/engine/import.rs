@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::copylog::{
     BlobLog, BlobStatus, BlockLog, DriveLog, DriveLogStatus, FileLog, FileLogStatus,
-    HashedPath as LogPath, ImportDisposition as LogDisposition, ImportDispositionStatus,
-    RangeList, RangeLog, RangeStatus,
+    HashedPath as LogPath, ImportDisposition as LogDisposition, ImportDispositionStatus, RangeList,
+    RangeLog, RangeStatus,
 };
 use crate::digest::Md5Digest;
 use crate::engine::buf::BufPool;
@@ -113,6 +113,11 @@ pub struct ImportConfig {
     pub limits: Limits,
     /// Hashing threads; `None` for one per core.
     pub hash_threads: Option<usize>,
+    /// Why `io_engine` is not the preferred one (from [`IoEngine::probe`]); sent as an
+    /// `IoEngineFallback` warning right after the `start` event.
+    pub io_engine_remark: Option<String>,
+    /// The destination as the `start` event names it (a URL without credentials).
+    pub destination: Option<String>,
 }
 
 impl ImportConfig {
@@ -132,6 +137,35 @@ impl ImportConfig {
             direct_io: true,
             limits: Limits::default(),
             hash_threads: None,
+            io_engine_remark: None,
+            destination: None,
+        }
+    }
+
+    fn start_event(
+        &self,
+        drive_id: &str,
+        bytes_total: u64,
+        blobs_total: u64,
+        pool: (usize, usize),
+    ) -> Event {
+        Event::Start(StartEvent {
+            schema_version: SCHEMA_VERSION,
+            command: "import".to_string(),
+            drive_id: Some(drive_id.to_string()),
+            job: self.job_name.clone(),
+            io_engine: self.io_engine.as_str().to_string(),
+            bytes_total,
+            blobs_total,
+            destination: self.destination.clone(),
+            buffer_count: pool.0,
+            buffer_bytes: pool.1,
+        })
+    }
+
+    fn announce_engine(&self, events: &dyn EventSink) {
+        if let Some(remark) = &self.io_engine_remark {
+            events.emit(warning("IoEngineFallback", remark.clone(), None));
         }
     }
 }
@@ -175,7 +209,11 @@ impl ImportReport {
 
     /// Blobs that did not end `Completed`.
     pub fn blobs_failed(&self) -> u64 {
-        self.drive_log.blobs.iter().filter(|b| b.has_errors()).count() as u64
+        self.drive_log
+            .blobs
+            .iter()
+            .filter(|b| b.has_errors())
+            .count() as u64
     }
 }
 
@@ -217,14 +255,27 @@ pub async fn import_drive(
     cancel: CancellationToken,
 ) -> Result<ImportReport, ImportError> {
     let started_at = OffsetDateTime::now_utc();
-    let job = config.job_name.clone().unwrap_or_else(|| "drivecopy".to_string());
+    let job = config
+        .job_name
+        .clone()
+        .unwrap_or_else(|| "drivecopy".to_string());
     let loaded = match load_manifest(config) {
         Ok(loaded) => loaded,
         Err(failure) => {
-            let drive_id = config.drive_id.clone().unwrap_or_else(|| "unknown".to_string());
+            let drive_id = failure
+                .drive_id
+                .clone()
+                .or_else(|| config.drive_id.clone())
+                .unwrap_or_else(|| "unknown".to_string());
+            events.emit(config.start_event(&drive_id, 0, 0, (0, 0)));
+            config.announce_engine(events.as_ref());
             let mut log = DriveLog::new(drive_id, Vec::new());
-            log.status = failure.status;
-            events.emit(warning("ManifestUnusable", failure.message, Some(config.manifest_file.clone())));
+            log.status = failure.status.clone();
+            events.emit(warning(
+                failure.status.as_str(),
+                failure.message,
+                Some(config.manifest_file.clone()),
+            ));
             let mut report = ImportReport {
                 drive_log: log,
                 bytes_total: 0,
@@ -235,11 +286,23 @@ pub async fn import_drive(
                 manifest_file: config.manifest_file.clone(),
                 manifest_md5: failure.md5,
             };
-            write_logs(config, &job, started_at, store.as_ref(), events.as_ref(), &mut report).await;
+            write_logs(
+                config,
+                &job,
+                started_at,
+                store.as_ref(),
+                events.as_ref(),
+                &mut report,
+            )
+            .await;
             return Ok(report);
         }
     };
-    let LoadedManifest { manifest, md5: manifest_md5, root } = loaded;
+    let LoadedManifest {
+        manifest,
+        md5: manifest_md5,
+        root,
+    } = loaded;
     let manifest = Arc::new(manifest);
     let drive_id = manifest.drive.drive_id.clone();
 
@@ -254,8 +317,18 @@ pub async fn import_drive(
         }
     }
     if !drive_problems.is_empty() {
-        let message = drive_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        events.emit(warning("ManifestFormatInvalid", message, Some(config.manifest_file.clone())));
+        events.emit(config.start_event(&drive_id, 0, 0, (0, 0)));
+        config.announce_engine(events.as_ref());
+        let message = drive_problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        events.emit(warning(
+            "ManifestFormatInvalid",
+            message,
+            Some(config.manifest_file.clone()),
+        ));
         let mut log = DriveLog::new(drive_id, Vec::new());
         log.status = DriveLogStatus::ManifestFormatInvalid;
         let mut report = ImportReport {
@@ -268,7 +341,15 @@ pub async fn import_drive(
             manifest_file: config.manifest_file.clone(),
             manifest_md5: Some(manifest_md5),
         };
-        write_logs(config, &job, started_at, store.as_ref(), events.as_ref(), &mut report).await;
+        write_logs(
+            config,
+            &job,
+            started_at,
+            store.as_ref(),
+            events.as_ref(),
+            &mut report,
+        )
+        .await;
         return Ok(report);
     }
 
@@ -276,21 +357,20 @@ pub async fn import_drive(
     let bytes_total: u64 = manifest.blobs().map(|(_, b)| planned_bytes(b)).sum();
     let buffer_bytes = buffer_size(&manifest, &blob_problems);
     let buffer_count = ((config.memory_bytes / buffer_bytes as u64) as usize).clamp(2, 4096);
-    let reader = Reader::start(config.io_engine, &ReaderConfig::default())
-        .map_err(|source| ImportError::Reader { engine: config.io_engine, source })?;
+    let reader = Reader::start(config.io_engine, &ReaderConfig::default()).map_err(|source| {
+        ImportError::Reader {
+            engine: config.io_engine,
+            source,
+        }
+    })?;
     let hasher = HashPool::new(config.hash_threads)?;
-    events.emit(Event::Start(StartEvent {
-        schema_version: SCHEMA_VERSION,
-        command: "import".to_string(),
-        drive_id: Some(drive_id.clone()),
-        job: config.job_name.clone(),
-        io_engine: config.io_engine.as_str().to_string(),
+    events.emit(config.start_event(
+        &drive_id,
         bytes_total,
-        blobs_total: all.len() as u64,
-        destination: None,
-        buffer_count,
-        buffer_bytes,
-    }));
+        all.len() as u64,
+        (buffer_count, buffer_bytes),
+    ));
+    config.announce_engine(events.as_ref());
 
     let ctx = Arc::new(Ctx {
         store: Arc::clone(&store),
@@ -342,7 +422,10 @@ pub async fn import_drive(
     for (slot, &(l, b)) in all.iter().enumerate() {
         let outcome = match results[slot].take() {
             Some(o) => o,
-            None => BlobOutcome::unprocessed(&manifest.drive.blob_lists[l], &manifest.drive.blob_lists[l].blobs[b]),
+            None => BlobOutcome::unprocessed(
+                &manifest.drive.blob_lists[l],
+                &manifest.drive.blob_lists[l].blobs[b],
+            ),
         };
         bytes_succeeded += outcome.bytes_succeeded;
         blob_logs.push(outcome.log);
@@ -358,7 +441,15 @@ pub async fn import_drive(
         manifest_md5: Some(manifest_md5),
     };
     emit_progress(&ctx, bytes_total, all.len() as u64);
-    write_logs(config, &job, started_at, store.as_ref(), events.as_ref(), &mut report).await;
+    write_logs(
+        config,
+        &job,
+        started_at,
+        store.as_ref(),
+        events.as_ref(),
+        &mut report,
+    )
+    .await;
     Ok(report)
 }
 
@@ -398,7 +489,11 @@ struct Counters {
     started: std::sync::OnceLock<Instant>,
 }
 
-fn spawn_progress(ctx: Arc<Ctx>, bytes_total: u64, blobs_total: u64) -> tokio::task::JoinHandle<()> {
+fn spawn_progress(
+    ctx: Arc<Ctx>,
+    bytes_total: u64,
+    blobs_total: u64,
+) -> tokio::task::JoinHandle<()> {
     let _ = ctx.counters.started.set(Instant::now());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
@@ -411,7 +506,11 @@ fn spawn_progress(ctx: Arc<Ctx>, bytes_total: u64, blobs_total: u64) -> tokio::t
 }
 
 fn emit_progress(ctx: &Ctx, bytes_total: u64, blobs_total: u64) {
-    let elapsed = ctx.counters.started.get().map_or(Duration::ZERO, Instant::elapsed);
+    let elapsed = ctx
+        .counters
+        .started
+        .get()
+        .map_or(Duration::ZERO, Instant::elapsed);
     let bytes_done = ctx.counters.bytes_done.load(Ordering::Relaxed);
     let secs = elapsed.as_secs_f64();
     ctx.events.emit(Event::Progress(ProgressEvent {
@@ -420,7 +519,11 @@ fn emit_progress(ctx: &Ctx, bytes_total: u64, blobs_total: u64) {
         percent_complete: percent(bytes_done, bytes_total),
         blobs_done: ctx.counters.blobs_done.load(Ordering::Relaxed),
         blobs_total,
-        bytes_per_second: if secs > 0.0 { bytes_done as f64 / secs } else { 0.0 },
+        bytes_per_second: if secs > 0.0 {
+            bytes_done as f64 / secs
+        } else {
+            0.0
+        },
         elapsed_seconds: secs,
         retries: 0,
     }));
@@ -444,7 +547,10 @@ fn planned_bytes(blob: &Blob) -> u64 {
 }
 
 /// The buffer size: the largest block or page range of a valid blob, rounded up to 4 KiB.
-fn buffer_size(manifest: &DriveManifest, problems: &HashMap<(usize, usize), Vec<ProblemKind>>) -> usize {
+fn buffer_size(
+    manifest: &DriveManifest,
+    problems: &HashMap<(usize, usize), Vec<ProblemKind>>,
+) -> usize {
     let mut max = 4096u64;
     for (idx, blob) in manifest.blobs() {
         if problems.contains_key(&idx) {
@@ -471,10 +577,17 @@ struct ManifestFailure {
     status: DriveLogStatus,
     message: String,
     md5: Option<Md5Digest>,
+    /// The manifest's `DriveId`, when the file could be parsed despite the failure.
+    drive_id: Option<String>,
 }
 
 fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailure> {
-    let fail = |status, message: String, md5| ManifestFailure { status, message, md5 };
+    let fail = |status, message: String, md5| ManifestFailure {
+        status,
+        message,
+        md5,
+        drive_id: None,
+    };
     let rel = DrivePath::parse(&config.manifest_file).map_err(|e| {
         let status = if e.is_too_long() {
             DriveLogStatus::ManifestNameTooLong
@@ -489,7 +602,11 @@ fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailur
         } else {
             DriveLogStatus::DiskOperationFailed
         };
-        fail(status, format!("open drive root {}: {e}", config.drive_root.display()), None)
+        fail(
+            status,
+            format!("open drive root {}: {e}", config.drive_root.display()),
+            None,
+        )
     })?;
     let file = ReadFile::open_beneath(&root, &rel.relative(), false).map_err(|e| {
         let status = match &e {
@@ -505,20 +622,34 @@ fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailur
         fail(status, e.to_string(), None)
     })?;
     let bytes = file.read_to_end(MAX_MANIFEST_BYTES).map_err(|e| {
-        fail(DriveLogStatus::ReadManifestFailed, format!("read manifest: {e}"), None)
+        fail(
+            DriveLogStatus::ReadManifestFailed,
+            format!("read manifest: {e}"),
+            None,
+        )
     })?;
     let md5 = Md5Digest::of(&bytes);
     if let Some(expected) = &config.manifest_hash {
         if !manifest_hash_matches(expected, &bytes) {
-            return Err(fail(
+            let mut failure = fail(
                 DriveLogStatus::ManifestCorrupted,
-                format!("manifest hash is {md5}, the job expects {}", expected.trim()),
+                format!(
+                    "manifest hash is {md5}, the job expects {}",
+                    expected.trim()
+                ),
                 Some(md5),
-            ));
+            );
+            // Name the drive in the log if the file still parses; nothing in it is trusted.
+            failure.drive_id = DriveManifest::parse(&bytes).ok().map(|m| m.drive.drive_id);
+            return Err(failure);
         }
     }
     let manifest = DriveManifest::parse(&bytes).map_err(|e| {
-        fail(DriveLogStatus::ManifestFormatInvalid, e.to_string(), Some(md5))
+        fail(
+            DriveLogStatus::ManifestFormatInvalid,
+            e.to_string(),
+            Some(md5),
+        )
     })?;
     if let Some(expected) = &config.drive_id {
         if expected != &manifest.drive.drive_id {
@@ -532,7 +663,11 @@ fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailur
             ));
         }
     }
-    Ok(LoadedManifest { manifest, md5, root: Arc::new(root) })
+    Ok(LoadedManifest {
+        manifest,
+        md5,
+        root: Arc::new(root),
+    })
 }
 
 /// Whether `expected` (Base16 MD5 or SHA-256 of the manifest, azure-import-export.md §1.5: newer
@@ -567,7 +702,10 @@ impl BlobOutcome {
             requested: blob.effective_disposition().as_str().to_string(),
         });
         log.list = Some(all_ranges(blob, RangeStatus::Cancelled));
-        BlobOutcome { log, bytes_succeeded: 0 }
+        BlobOutcome {
+            log,
+            bytes_succeeded: 0,
+        }
     }
 
     /// A blob never started because the run was cancelled.
@@ -624,7 +762,11 @@ fn all_ranges(blob: &Blob, status: RangeStatus) -> RangeList {
 fn problem_status(problems: &[ProblemKind]) -> BlobStatus {
     for p in problems {
         if let ProblemKind::InvalidFilePath(e) = p {
-            return if e.is_too_long() { BlobStatus::FileNameTooLong } else { BlobStatus::FileNameInvalid };
+            return if e.is_too_long() {
+                BlobStatus::FileNameTooLong
+            } else {
+                BlobStatus::FileNameInvalid
+            };
         }
     }
     BlobStatus::Failed
@@ -637,16 +779,26 @@ enum Piece {
     Page,
 }
 
-async fn import_blob(ctx: &Arc<Ctx>, (l, b): (usize, usize), problems: Vec<ProblemKind>) -> BlobOutcome {
+async fn import_blob(
+    ctx: &Arc<Ctx>,
+    (l, b): (usize, usize),
+    problems: Vec<ProblemKind>,
+) -> BlobOutcome {
     let manifest = Arc::clone(&ctx.manifest);
     let list = &manifest.drive.blob_lists[l];
     let blob = &list.blobs[b];
     let planned = planned_bytes(blob);
     if !problems.is_empty() {
         for p in &problems {
-            ctx.events.emit(warning("BlobInvalid", p.to_string(), Some(blob.blob_path.clone())));
+            ctx.events.emit(warning(
+                "BlobInvalid",
+                p.to_string(),
+                Some(blob.blob_path.clone()),
+            ));
         }
-        ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(planned, Ordering::Relaxed);
         return BlobOutcome::failed_before_copy(blob, problem_status(&problems));
     }
     let outcome = import_valid_blob(ctx, list, blob).await;
@@ -657,14 +809,25 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     let planned = planned_bytes(blob);
     let (Ok(dest), Ok(rel)) = (blob.blob_path(), blob.drive_path()) else {
         // Validation has already reported these; keep the blob failed if it slipped through.
-        ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(planned, Ordering::Relaxed);
         return BlobOutcome::failed_before_copy(blob, BlobStatus::FileNameInvalid);
     };
 
     // Metadata and properties: the blob's own file overrides the list default (§3).
-    let (metadata_log, metadata) = side_file::<Metadata>(ctx, &blob.metadata_path, &list.metadata_path, SideKind::Metadata);
-    let (properties_log, properties) =
-        side_file::<Properties>(ctx, &blob.properties_path, &list.properties_path, SideKind::Properties);
+    let (metadata_log, metadata) = side_file::<Metadata>(
+        ctx,
+        &blob.metadata_path,
+        &list.metadata_path,
+        SideKind::Metadata,
+    );
+    let (properties_log, properties) = side_file::<Properties>(
+        ctx,
+        &blob.properties_path,
+        &list.properties_path,
+        SideKind::Properties,
+    );
 
     let ids = block_ids(blob);
     let direct = ctx.direct_io && offsets_aligned(blob);
@@ -672,15 +835,23 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
         Ok(f) => f,
         Err(e) => {
             let status = match &e {
-                OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => BlobStatus::FileNameInvalid,
+                OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => {
+                    BlobStatus::FileNameInvalid
+                }
                 OpenError::Io { source, .. } => match source.kind() {
                     io::ErrorKind::NotFound => BlobStatus::FileNotFound,
                     io::ErrorKind::PermissionDenied => BlobStatus::FileAccessDenied,
                     _ => BlobStatus::IOFailed,
                 },
             };
-            ctx.events.emit(warning(status.as_str(), e.to_string(), Some(blob.file_path.clone())));
-            ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+            ctx.events.emit(warning(
+                status.as_str(),
+                e.to_string(),
+                Some(blob.file_path.clone()),
+            ));
+            ctx.counters
+                .bytes_done
+                .fetch_add(planned, Ordering::Relaxed);
             let mut outcome = BlobOutcome::failed_before_copy(blob, status);
             outcome.log.metadata = metadata_log;
             outcome.log.properties = properties_log;
@@ -689,7 +860,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     };
 
     if let Err(status) = ensure_container(ctx, &dest.container).await {
-        ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(planned, Ordering::Relaxed);
         return BlobOutcome::failed_before_copy(blob, status);
     }
 
@@ -698,7 +871,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     let target = match resolve_target(ctx, &dest, blob, &ids, requested).await {
         Ok(t) => t,
         Err(status) => {
-            ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+            ctx.counters
+                .bytes_done
+                .fetch_add(planned, Ordering::Relaxed);
             return BlobOutcome::failed_before_copy(blob, status);
         }
     };
@@ -711,21 +886,36 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     log.metadata = metadata_log.clone();
     log.properties = properties_log.clone();
     if !target.copy {
-        ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(planned, Ordering::Relaxed);
         let done = matches!(target.disposition, ImportDispositionStatus::Skipped);
         log.list = (!done).then(|| all_ranges(blob, RangeStatus::Completed));
         if metadata_log.as_ref().is_some_and(|m| m.status.is_failure())
-            || properties_log.as_ref().is_some_and(|p| p.status.is_failure())
+            || properties_log
+                .as_ref()
+                .is_some_and(|p| p.status.is_failure())
         {
             log.status = BlobStatus::CompletedWithErrors;
         }
         let bytes = if done { 0 } else { planned };
-        return BlobOutcome { log, bytes_succeeded: bytes };
+        return BlobOutcome {
+            log,
+            bytes_succeeded: bytes,
+        };
     }
 
     let mut options = CommitOptions {
-        content: properties.map(|p| content_properties(&p)).unwrap_or_default(),
-        metadata: metadata.map(|m| m.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap_or_default(),
+        content: properties
+            .map(|p| content_properties(&p))
+            .unwrap_or_default(),
+        metadata: metadata
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         condition: target.condition.clone(),
     };
     let target_path = Arc::new(target.path.clone());
@@ -733,13 +923,25 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     let mut statuses: Vec<RangeStatus>;
     let succeeded;
     if let Some(ranges) = &blob.page_range_list {
-        if let Err(e) = ctx.store.create_page_blob(&target_path, blob.length, options.clone()).await {
-            ctx.events.emit(warning("BlobRequestFailed", e.to_string(), Some(target_path.to_string())));
-            ctx.counters.bytes_done.fetch_add(planned, Ordering::Relaxed);
+        if let Err(e) = ctx
+            .store
+            .create_page_blob(&target_path, blob.length, options.clone())
+            .await
+        {
+            ctx.events.emit(warning(
+                "BlobRequestFailed",
+                e.to_string(),
+                Some(target_path.to_string()),
+            ));
+            ctx.counters
+                .bytes_done
+                .fetch_add(planned, Ordering::Relaxed);
             return BlobOutcome::failed_before_copy(blob, store_blob_status(&e));
         }
-        let pieces: Vec<(u64, u64, Md5Digest, Piece)> =
-            ranges.iter().map(|r| (r.offset, r.length, r.hash, Piece::Page)).collect();
+        let pieces: Vec<(u64, u64, Md5Digest, Piece)> = ranges
+            .iter()
+            .map(|r| (r.offset, r.length, r.hash, Piece::Page))
+            .collect();
         statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
         succeeded = ranges
             .iter()
@@ -751,7 +953,12 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             ranges
                 .iter()
                 .zip(&statuses)
-                .map(|(r, s)| RangeLog { offset_bytes: r.offset, length_bytes: r.length, hash: Some(r.hash), status: s.clone() })
+                .map(|(r, s)| RangeLog {
+                    offset_bytes: r.offset,
+                    length_bytes: r.length,
+                    hash: Some(r.hash),
+                    status: s.clone(),
+                })
                 .collect(),
         ));
     } else {
@@ -768,10 +975,18 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             if options.content.content_md5.is_none() && blocks.len() == 1 {
                 options.content.content_md5 = Some(blocks[0].hash);
             }
-            match ctx.store.commit_block_list(&target_path, &ids, options).await {
+            match ctx
+                .store
+                .commit_block_list(&target_path, &ids, options)
+                .await
+            {
                 Ok(_) => succeeded = planned,
                 Err(e) => {
-                    ctx.events.emit(warning("BlobRequestFailed", e.to_string(), Some(target_path.to_string())));
+                    ctx.events.emit(warning(
+                        "BlobRequestFailed",
+                        e.to_string(),
+                        Some(target_path.to_string()),
+                    ));
                     log.status = store_blob_status(&e);
                     statuses = vec![RangeStatus::Uncommitted; statuses.len()];
                     succeeded = 0;
@@ -804,11 +1019,16 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     if matches!(log.status, BlobStatus::Completed)
         && (log.list.as_ref().is_some_and(RangeList::has_errors)
             || metadata_log.as_ref().is_some_and(|m| m.status.is_failure())
-            || properties_log.as_ref().is_some_and(|p| p.status.is_failure()))
+            || properties_log
+                .as_ref()
+                .is_some_and(|p| p.status.is_failure()))
     {
         log.status = BlobStatus::CompletedWithErrors;
     }
-    BlobOutcome { log, bytes_succeeded: succeeded }
+    BlobOutcome {
+        log,
+        bytes_succeeded: succeeded,
+    }
 }
 
 /// Read, hash, check and send every piece of one blob, at most one buffer per piece in flight;
@@ -830,7 +1050,8 @@ async fn copy_pieces(
         let file = file.clone();
         let target = Arc::clone(target);
         tasks.spawn(async move {
-            let status = copy_piece(&ctx, &file, &target, offset, length, expected, piece, buf).await;
+            let status =
+                copy_piece(&ctx, &file, &target, offset, length, expected, piece, buf).await;
             ctx.counters.bytes_done.fetch_add(length, Ordering::Relaxed);
             (i, status)
         });
@@ -857,7 +1078,9 @@ async fn copy_piece(
     piece: Piece,
     buf: crate::engine::buf::PoolBuf,
 ) -> RangeStatus {
-    let Ok(len) = usize::try_from(length) else { return RangeStatus::Failed };
+    let Ok(len) = usize::try_from(length) else {
+        return RangeStatus::Failed;
+    };
     let (read, buf) = ctx.reader.read_at(file, offset, len, buf).await;
     match read {
         Ok(n) if n == len => {}
@@ -883,7 +1106,15 @@ async fn copy_piece(
     let sent = match piece {
         Piece::Block(id) => {
             ctx.store
-                .stage_block(target, StageBlock { id, data, checksum, offset_hint: Some(offset) })
+                .stage_block(
+                    target,
+                    StageBlock {
+                        id,
+                        data,
+                        checksum,
+                        offset_hint: Some(offset),
+                    },
+                )
                 .await
         }
         Piece::Page => ctx.store.put_pages(target, offset, data, checksum).await,
@@ -892,7 +1123,11 @@ async fn copy_piece(
         Ok(()) => RangeStatus::Completed,
         Err(StoreError::Md5Mismatch { .. }) => RangeStatus::Corrupted,
         Err(e) => {
-            ctx.events.emit(warning("BlobRequestFailed", e.to_string(), Some(target.to_string())));
+            ctx.events.emit(warning(
+                "BlobRequestFailed",
+                e.to_string(),
+                Some(target.to_string()),
+            ));
             RangeStatus::BlobRequestFailed
         }
     }
@@ -909,14 +1144,20 @@ fn store_blob_status(e: &StoreError) -> BlobStatus {
 /// (azure-import-export.md §1.5) when the manifest names none; the Base64 text is decoded to the
 /// raw id bytes the store takes.
 fn block_ids(blob: &Blob) -> Vec<BlockId> {
-    let Some(blocks) = &blob.block_list else { return Vec::new() };
+    let Some(blocks) = &blob.block_list else {
+        return Vec::new();
+    };
     blocks
         .iter()
         .map(|b| {
-            let text = b.id.clone().unwrap_or_else(|| format!("MD5/{}", b.hash.to_base64()));
+            let text =
+                b.id.clone()
+                    .unwrap_or_else(|| format!("MD5/{}", b.hash.to_base64()));
             // Validation checked every manifest Id; the generated form is valid Base64 by
             // construction (28 characters, one padding group).
-            BlockId::from_base64(&text).unwrap_or_else(|_| BlockId::new(b.hash.0.to_vec()).expect("16 bytes is a valid id"))
+            BlockId::from_base64(&text).unwrap_or_else(|_| {
+                BlockId::new(b.hash.0.to_vec()).expect("16 bytes is a valid id")
+            })
         })
         .collect()
 }
@@ -938,7 +1179,11 @@ async fn ensure_container(ctx: &Ctx, container: &str) -> Result<(), BlobStatus> 
     let result = ctx.store.create_container(container).await;
     let status = result.as_ref().map_err(store_blob_status).map(|_| ());
     if let Err(e) = &result {
-        ctx.events.emit(warning("BlobRequestFailed", e.to_string(), Some(container.to_string())));
+        ctx.events.emit(warning(
+            "BlobRequestFailed",
+            e.to_string(),
+            Some(container.to_string()),
+        ));
     }
     known.insert(container.to_string(), result.map_err(|e| e.to_string()));
     status
@@ -954,7 +1199,12 @@ struct Target {
 }
 
 /// Whether the blob at `path` exists, and if so whether it already holds exactly this blob.
-async fn existing(ctx: &Ctx, path: &BlobPath, blob: &Blob, ids: &[BlockId]) -> Result<Option<bool>, StoreError> {
+async fn existing(
+    ctx: &Ctx,
+    path: &BlobPath,
+    blob: &Blob,
+    ids: &[BlockId],
+) -> Result<Option<bool>, StoreError> {
     let props = match ctx.store.get_properties(path).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => return Ok(None),
@@ -966,14 +1216,23 @@ async fn existing(ctx: &Ctx, path: &BlobPath, blob: &Blob, ids: &[BlockId]) -> R
     let same = match (&blob.page_range_list, props.kind) {
         (Some(ranges), BlobKind::PageBlob) => {
             let written = ctx.store.get_page_ranges(path).await?;
-            let wanted = crate::store::merge_ranges(ranges.iter().map(|r| r.offset..r.offset + r.length).collect());
+            let wanted = crate::store::merge_ranges(
+                ranges
+                    .iter()
+                    .map(|r| r.offset..r.offset + r.length)
+                    .collect(),
+            );
             written == wanted
         }
         (None, BlobKind::BlockBlob) => {
             let listing = ctx.store.get_block_list(path).await?;
             let blocks = blob.block_list.as_deref().unwrap_or_default();
             listing.committed.len() == ids.len()
-                && listing.committed.iter().zip(ids.iter().zip(blocks)).all(|((cid, clen), (id, b))| cid == id && *clen == b.length)
+                && listing
+                    .committed
+                    .iter()
+                    .zip(ids.iter().zip(blocks))
+                    .all(|((cid, clen), (id, b))| cid == id && *clen == b.length)
         }
         _ => false,
     };
@@ -988,13 +1247,30 @@ async fn resolve_target(
     requested: ImportDisposition,
 ) -> Result<Target, BlobStatus> {
     let fail = |e: StoreError| {
-        ctx.events.emit(warning("BlobRequestFailed", e.to_string(), Some(dest.to_string())));
+        ctx.events.emit(warning(
+            "BlobRequestFailed",
+            e.to_string(),
+            Some(dest.to_string()),
+        ));
         store_blob_status(&e)
     };
-    let created = |path: BlobPath, disposition, copy| Target { path, disposition, condition: Condition::IfNoneMatchStar, copy };
+    let created = |path: BlobPath, disposition, copy| Target {
+        path,
+        disposition,
+        condition: Condition::IfNoneMatchStar,
+        copy,
+    };
     match existing(ctx, dest, blob, ids).await.map_err(fail)? {
-        None => Ok(created(dest.clone(), ImportDispositionStatus::Created, true)),
-        Some(true) => Ok(created(dest.clone(), ImportDispositionStatus::Created, false)),
+        None => Ok(created(
+            dest.clone(),
+            ImportDispositionStatus::Created,
+            true,
+        )),
+        Some(true) => Ok(created(
+            dest.clone(),
+            ImportDispositionStatus::Created,
+            false,
+        )),
         Some(false) => match requested {
             ImportDisposition::Overwrite => Ok(Target {
                 path: dest.clone(),
@@ -1018,8 +1294,12 @@ async fn resolve_target(
                         return Err(BlobStatus::RenameFailed);
                     }
                     match existing(ctx, &candidate, blob, ids).await.map_err(fail)? {
-                        None => return Ok(created(candidate, ImportDispositionStatus::Renamed, true)),
-                        Some(true) => return Ok(created(candidate, ImportDispositionStatus::Renamed, false)),
+                        None => {
+                            return Ok(created(candidate, ImportDispositionStatus::Renamed, true))
+                        }
+                        Some(true) => {
+                            return Ok(created(candidate, ImportDispositionStatus::Renamed, false))
+                        }
                         Some(false) => continue,
                     }
                 }
@@ -1057,13 +1337,21 @@ fn side_file<T: FromSide>(
         (None, None) => return (None, None),
     };
     let key = (hashed.path.clone(), hashed.hash);
-    let cached = ctx.side_files.lock().ok().and_then(|m| m.get(&key).cloned());
+    let cached = ctx
+        .side_files
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).cloned());
     let file = match cached {
         Some(f) => f,
         None => {
             let f = Arc::new(read_side_file(ctx, hashed, kind));
             if let SideFile::Failed(_, why) = f.as_ref() {
-                ctx.events.emit(warning("SideFileFailed", why.clone(), Some(hashed.path.clone())));
+                ctx.events.emit(warning(
+                    "SideFileFailed",
+                    why.clone(),
+                    Some(hashed.path.clone()),
+                ));
             }
             if let Ok(mut m) = ctx.side_files.lock() {
                 m.insert(key, Arc::clone(&f));
@@ -1075,11 +1363,22 @@ fn side_file<T: FromSide>(
         SideFile::Failed(status, _) => (status.clone(), None),
         other => (FileLogStatus::Completed, T::from_side(other)),
     };
-    let path = Some(LogPath { path: hashed.path.clone(), hash: Some(hashed.hash) });
+    let path = Some(LogPath {
+        path: hashed.path.clone(),
+        hash: Some(hashed.hash),
+    });
     let log = if is_global {
-        FileLog { status, global_path: path, path: None }
+        FileLog {
+            status,
+            global_path: path,
+            path: None,
+        }
     } else {
-        FileLog { status, global_path: None, path }
+        FileLog {
+            status,
+            global_path: None,
+            path,
+        }
     };
     (Some(log), value)
 }
@@ -1110,7 +1409,11 @@ fn read_side_file(ctx: &Ctx, hashed: &HashedPath, kind: SideKind) -> SideFile {
     let rel = match hashed.drive_path() {
         Ok(r) => r,
         Err(e) => {
-            let status = if e.is_too_long() { FileLogStatus::FileNameTooLong } else { FileLogStatus::FileNameInvalid };
+            let status = if e.is_too_long() {
+                FileLogStatus::FileNameTooLong
+            } else {
+                FileLogStatus::FileNameInvalid
+            };
             return SideFile::Failed(status, e.to_string());
         }
     };
@@ -1118,7 +1421,9 @@ fn read_side_file(ctx: &Ctx, hashed: &HashedPath, kind: SideKind) -> SideFile {
         Ok(f) => f,
         Err(e) => {
             let status = match &e {
-                OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => FileLogStatus::FileNameInvalid,
+                OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => {
+                    FileLogStatus::FileNameInvalid
+                }
                 OpenError::Io { source, .. } => match source.kind() {
                     io::ErrorKind::NotFound => FileLogStatus::FileNotFound,
                     io::ErrorKind::PermissionDenied => FileLogStatus::FileAccessDenied,
@@ -1136,7 +1441,10 @@ fn read_side_file(ctx: &Ctx, hashed: &HashedPath, kind: SideKind) -> SideFile {
     if actual != hashed.hash {
         return SideFile::Failed(
             FileLogStatus::Corrupted,
-            format!("{} has MD5 {actual}, the manifest says {}", hashed.path, hashed.hash),
+            format!(
+                "{} has MD5 {actual}, the manifest says {}",
+                hashed.path, hashed.hash
+            ),
         );
     }
     match kind {
@@ -1192,7 +1500,10 @@ async fn write_logs(
         let written = async {
             store.create_container(&path.container).await?;
             let options = CommitOptions {
-                content: ContentProperties { content_type: Some("application/xml".to_string()), ..Default::default() },
+                content: ContentProperties {
+                    content_type: Some("application/xml".to_string()),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             store.put_blob(&path, Bytes::from(xml), options).await?;
@@ -1205,7 +1516,11 @@ async fn write_logs(
                 DiagnosticsKind::Verbose => report.verbose_log_uri = Some(url),
                 DiagnosticsKind::Manifest => {}
             },
-            Err(e) => events.emit(warning("LogWriteFailed", e.to_string(), Some(path.to_string()))),
+            Err(e) => events.emit(warning(
+                "LogWriteFailed",
+                e.to_string(),
+                Some(path.to_string()),
+            )),
         }
     }
 }

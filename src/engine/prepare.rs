@@ -116,7 +116,8 @@ pub struct DriveInfo {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PrepareReport {
-    /// What the job needs.
+    /// What the job needs (its fields appear at the top level of the JSON).
+    #[serde(flatten)]
     pub drive_info: DriveInfo,
     /// Blobs in the manifest.
     pub blobs: u64,
@@ -182,7 +183,11 @@ pub enum PrepareError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PrepareError + 'a {
-    move |source| PrepareError::Io { op, path: path.to_path_buf(), source }
+    move |source| PrepareError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One file to put on the drive.
@@ -201,10 +206,13 @@ struct Item {
 /// one blob, or a failure to write the drive. Unreadable source files and symbolic links are
 /// skipped and listed in the report instead.
 pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport, PrepareError> {
-    let root = fs::canonicalize(&config.drive_root).map_err(io_err("open drive", &config.drive_root))?;
-    let manifest_rel = DrivePath::parse(&config.manifest_file).map_err(|source| {
-        PrepareError::ManifestPath { path: config.manifest_file.clone(), source }
-    })?;
+    let root =
+        fs::canonicalize(&config.drive_root).map_err(io_err("open drive", &config.drive_root))?;
+    let manifest_rel =
+        DrivePath::parse(&config.manifest_file).map_err(|source| PrepareError::ManifestPath {
+            path: config.manifest_file.clone(),
+            source,
+        })?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads.unwrap_or(0))
         .thread_name(|i| format!("drivecopy-prep-{i}"))
@@ -237,8 +245,15 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport, PrepareError> {
                 Err(skip) => skipped.push(skip),
             }
         }
-        let metadata_path = copy_side_file(&source.metadata_file, &root, n, "metadata", config.in_place)?;
-        let properties_path = copy_side_file(&source.properties_file, &root, n, "properties", config.in_place)?;
+        let metadata_path =
+            copy_side_file(&source.metadata_file, &root, n, "metadata", config.in_place)?;
+        let properties_path = copy_side_file(
+            &source.properties_file,
+            &root,
+            n,
+            "properties",
+            config.in_place,
+        )?;
         lists.push(BlobList {
             id: Some(format!("session#1-{n}")),
             metadata_path,
@@ -284,25 +299,42 @@ fn enumerate(
     skipped: &mut Vec<SkippedFile>,
 ) -> Result<Vec<Item>, PrepareError> {
     let dest = source.destination.trim_start_matches('/');
+    let container = dest.split('/').next().unwrap_or_default();
+    crate::names::validate_container_name(container).map_err(|source_err| {
+        PrepareError::Destination {
+            destination: source.destination.clone(),
+            source: source_err,
+        }
+    })?;
     let base = &source.base_path;
     let meta = fs::symlink_metadata(base).map_err(io_err("read", base))?;
     let mut files = Vec::new();
     if meta.file_type().is_symlink() {
-        skipped.push(SkippedFile { path: base.display().to_string(), reason: "symbolic link".into() });
+        skipped.push(SkippedFile {
+            path: base.display().to_string(),
+            reason: "symbolic link".into(),
+        });
         return Ok(Vec::new());
     }
     let is_dir = meta.is_dir();
     if is_dir {
         walk(base, base, &mut files, skipped)?;
     } else {
-        let name = base.file_name().map(|n| PathBuf::from(n)).unwrap_or_default();
+        let name = base.file_name().map(PathBuf::from).unwrap_or_default();
         files.push((base.clone(), name));
     }
     let mut items = Vec::with_capacity(files.len());
     for (path, rel) in files {
-        let rel_text: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        let rel_text: Vec<String> = rel
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
         let blob_text = if dest.ends_with('/') || is_dir {
-            let prefix = if dest.ends_with('/') { dest.to_string() } else { format!("{dest}/") };
+            let prefix = if dest.ends_with('/') {
+                dest.to_string()
+            } else {
+                format!("{dest}/")
+            };
             format!("{prefix}{}", rel_text.join("/"))
         } else {
             dest.to_string()
@@ -311,20 +343,32 @@ fn enumerate(
             Ok(b) => b,
             // A file inside a directory with a name Azure cannot take: skip it, keep the rest.
             Err(e) if is_dir => {
-                skipped.push(SkippedFile { path: path.display().to_string(), reason: e.to_string() });
+                skipped.push(SkippedFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                });
                 continue;
             }
-            Err(source) => return Err(PrepareError::Destination { destination: blob_text, source }),
+            Err(source) => {
+                return Err(PrepareError::Destination {
+                    destination: blob_text,
+                    source,
+                })
+            }
         };
         let file_path = if in_place {
             let canonical = fs::canonicalize(&path).map_err(io_err("read", &path))?;
             let Ok(under) = canonical.strip_prefix(root) else {
-                return Err(PrepareError::NotOnDrive { path, root: root.to_path_buf() });
+                return Err(PrepareError::NotOnDrive {
+                    path,
+                    root: root.to_path_buf(),
+                });
             };
             DrivePath::from_segments(under.iter().map(|s| s.to_string_lossy().into_owned()))
         } else {
             DrivePath::from_segments(
-                std::iter::once(blob.container.clone()).chain(blob.name.split('/').map(str::to_string)),
+                std::iter::once(blob.container.clone())
+                    .chain(blob.name.split('/').map(str::to_string)),
             )
         };
         let Some(file_path) = file_path else {
@@ -342,7 +386,12 @@ fn enumerate(
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| e.eq_ignore_ascii_case("vhd") || e.eq_ignore_ascii_case("vhdx")),
         };
-        items.push(Item { source: path, blob, file_path, page });
+        items.push(Item {
+            source: path,
+            blob,
+            file_path,
+            page,
+        });
     }
     Ok(items)
 }
@@ -364,37 +413,64 @@ fn walk(
         let path = entry.path();
         let kind = entry.file_type().map_err(io_err("read", &path))?;
         if kind.is_symlink() {
-            skipped.push(SkippedFile { path: path.display().to_string(), reason: "symbolic link".into() });
+            skipped.push(SkippedFile {
+                path: path.display().to_string(),
+                reason: "symbolic link".into(),
+            });
         } else if kind.is_dir() {
             walk(base, &path, out, skipped)?;
         } else if kind.is_file() {
-            let rel = path.strip_prefix(base).map(Path::to_path_buf).unwrap_or_default();
+            let rel = path
+                .strip_prefix(base)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             out.push((path, rel));
         } else {
-            skipped.push(SkippedFile { path: path.display().to_string(), reason: "not a regular file".into() });
+            skipped.push(SkippedFile {
+                path: path.display().to_string(),
+                reason: "not a regular file".into(),
+            });
         }
     }
     Ok(())
 }
 
 /// Hash (and unless in place, copy) one file; a file that cannot be read is skipped.
-fn prepare_item(item: &Item, source: &PrepareSource, root: &Path, config: &PrepareConfig) -> Result<Blob, SkippedFile> {
-    let skip = |reason: String| SkippedFile { path: item.source.display().to_string(), reason };
+fn prepare_item(
+    item: &Item,
+    source: &PrepareSource,
+    root: &Path,
+    config: &PrepareConfig,
+) -> Result<Blob, SkippedFile> {
+    let skip = |reason: String| SkippedFile {
+        path: item.source.display().to_string(),
+        reason,
+    };
     let mut input = File::open(&item.source).map_err(|e| skip(format!("open: {e}")))?;
-    let length = input.metadata().map_err(|e| skip(format!("stat: {e}")))?.len();
+    let length = input
+        .metadata()
+        .map_err(|e| skip(format!("stat: {e}")))?
+        .len();
     if item.page && length % 512 != 0 {
-        return Err(skip(format!("page blob length {length} is not a multiple of 512")));
+        return Err(skip(format!(
+            "page blob length {length} is not a multiple of 512"
+        )));
     }
     let mut output = if config.in_place {
         None
     } else {
         let dest = item.file_path.under(root);
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| skip(format!("create {}: {e}", parent.display())))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| skip(format!("create {}: {e}", parent.display())))?;
         }
         Some(File::create(&dest).map_err(|e| skip(format!("create {}: {e}", dest.display())))?)
     };
-    let chunk = if item.page { MAX_PAGE_RANGE_BYTES } else { config.block_size_bytes.max(1) };
+    let chunk = if item.page {
+        MAX_PAGE_RANGE_BYTES
+    } else {
+        config.block_size_bytes.max(1)
+    };
     let mut buf = vec![0u8; usize::try_from(chunk).unwrap_or(usize::MAX)];
     let mut blocks = Vec::new();
     let mut ranges = Vec::new();
@@ -408,19 +484,30 @@ fn prepare_item(item: &Item, source: &PrepareSource, root: &Path, config: &Prepa
         if item.page {
             for r in nonzero_page_ranges(data, offset, 512) {
                 let (start, end) = ((r.start - offset) as usize, (r.end - offset) as usize);
-                ranges.push(PageRange { offset: r.start, length: r.end - r.start, hash: hash_block(&data[start..end]).md5 });
+                ranges.push(PageRange {
+                    offset: r.start,
+                    length: r.end - r.start,
+                    hash: hash_block(&data[start..end]).md5,
+                });
             }
         } else {
             let md5 = hash_block(data).md5;
-            blocks.push(Block { offset, length: want as u64, id: Some(format!("MD5/{}", md5.to_base64())), hash: md5 });
+            blocks.push(Block {
+                offset,
+                length: want as u64,
+                id: Some(format!("MD5/{}", md5.to_base64())),
+                hash: md5,
+            });
         }
         if let Some(out) = output.as_mut() {
-            out.write_all(data).map_err(|e| skip(format!("write the drive copy: {e}")))?;
+            out.write_all(data)
+                .map_err(|e| skip(format!("write the drive copy: {e}")))?;
         }
         offset += want as u64;
     }
     if let Some(out) = output {
-        out.sync_all().map_err(|e| skip(format!("sync the drive copy: {e}")))?;
+        out.sync_all()
+            .map_err(|e| skip(format!("sync the drive copy: {e}")))?;
     }
     Ok(Blob {
         blob_path: item.blob.to_string(),
@@ -454,10 +541,14 @@ fn copy_side_file(
         let canonical = fs::canonicalize(src).map_err(io_err("read", src))?;
         let under = canonical
             .strip_prefix(root)
-            .map_err(|_| PrepareError::NotOnDrive { path: src.clone(), root: root.to_path_buf() })?;
+            .map_err(|_| PrepareError::NotOnDrive {
+                path: src.clone(),
+                root: root.to_path_buf(),
+            })?;
         DrivePath::from_segments(under.iter().map(|s| s.to_string_lossy().into_owned()))
     } else {
-        let rel = DrivePath::from_segments([PREP_DIR.to_string(), format!("list-{list}.{kind}.xml")]);
+        let rel =
+            DrivePath::from_segments([PREP_DIR.to_string(), format!("list-{list}.{kind}.xml")]);
         if let Some(rel) = &rel {
             let dest = rel.under(root);
             if let Some(parent) = dest.parent() {
@@ -467,7 +558,10 @@ fn copy_side_file(
         }
         rel
     };
-    Ok(rel.map(|r| HashedPath { path: r.to_manifest_string(), hash }))
+    Ok(rel.map(|r| HashedPath {
+        path: r.to_manifest_string(),
+        hash,
+    }))
 }
 
 /// Write `bytes` to `path` through a unique temporary file and a rename, with fsync.
@@ -475,7 +569,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PrepareError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
@@ -496,9 +592,14 @@ pub fn discover_drive_id(path: &Path) -> Option<String> {
     let from_sysfs = candidates.iter().find_map(|p| fs::read_to_string(p).ok());
     let from_udev = || {
         let data = fs::read_to_string(format!("/run/udev/data/b{major}:{minor}")).ok()?;
-        data.lines().find_map(|l| l.strip_prefix("E:ID_SERIAL_SHORT=").map(str::to_string))
+        data.lines()
+            .find_map(|l| l.strip_prefix("E:ID_SERIAL_SHORT=").map(str::to_string))
     };
-    let serial: String = from_sysfs.or_else(from_udev)?.chars().filter(|c| !c.is_whitespace()).collect();
+    let serial: String = from_sysfs
+        .or_else(from_udev)?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     (!serial.is_empty()).then_some(serial)
 }
 
@@ -542,8 +643,13 @@ pub enum DatasetError {
 /// # Errors
 /// [`DatasetError`] naming the row and the problem.
 pub fn parse_dataset(text: &str, base_dir: &Path) -> Result<Vec<PrepareSource>, DatasetError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|source| DatasetError::Csv { row: 1, source })?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|source| DatasetError::Csv { row: 1, source })?
+        .clone();
     let column = |names: &[&str], required: &'static str| {
         headers
             .iter()
@@ -551,7 +657,10 @@ pub fn parse_dataset(text: &str, base_dir: &Path) -> Result<Vec<PrepareSource>, 
             .ok_or(DatasetError::MissingColumn { column: required })
     };
     let base_col = column(&["BasePath"], "BasePath")?;
-    let dst_col = column(&["DstItemPathOrPrefix", "DstBlobPathOrPrefix"], "DstItemPathOrPrefix")?;
+    let dst_col = column(
+        &["DstItemPathOrPrefix", "DstBlobPathOrPrefix"],
+        "DstItemPathOrPrefix",
+    )?;
     let type_col = column(&["ItemType", "BlobType"], "ItemType").ok();
     let disp_col = column(&["Disposition"], "Disposition").ok();
     let meta_col = column(&["MetadataFile"], "MetadataFile").ok();
@@ -568,21 +677,29 @@ pub fn parse_dataset(text: &str, base_dir: &Path) -> Result<Vec<PrepareSource>, 
         };
         let base = field(Some(base_col));
         if base.is_empty() {
-            return Err(DatasetError::Value { row, message: "BasePath is empty".into() });
+            return Err(DatasetError::Value {
+                row,
+                message: "BasePath is empty".into(),
+            });
         }
         let item_type = match field(type_col).to_ascii_lowercase().as_str() {
             "" => ItemType::Auto,
             "block" | "blockblob" => ItemType::Block,
             "page" | "pageblob" => ItemType::Page,
             other => {
-                return Err(DatasetError::Value { row, message: format!("ItemType {other:?} is not block or page") })
+                return Err(DatasetError::Value {
+                    row,
+                    message: format!("ItemType {other:?} is not block or page"),
+                })
             }
         };
         let disposition = match field(disp_col) {
             "" => None,
-            d => Some(ImportDisposition::from_manifest_str(d).ok_or_else(|| DatasetError::Value {
-                row,
-                message: format!("Disposition {d:?} is not rename, no-overwrite or overwrite"),
+            d => Some(ImportDisposition::from_manifest_str(d).ok_or_else(|| {
+                DatasetError::Value {
+                    row,
+                    message: format!("Disposition {d:?} is not rename, no-overwrite or overwrite"),
+                }
             })?),
         };
         let is_dir = base.ends_with('\\') || base.ends_with('/');

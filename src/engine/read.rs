@@ -292,7 +292,10 @@ impl ReadFile {
         if self.inner.len_bytes > max_bytes {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} bytes is over the limit of {max_bytes}", self.inner.len_bytes),
+                format!(
+                    "{} bytes is over the limit of {max_bytes}",
+                    self.inner.len_bytes
+                ),
             ));
         }
         let mut out = vec![0u8; usize::try_from(self.inner.len_bytes).unwrap_or(0)];

@@ -134,7 +134,10 @@ impl crate::copylog::DriveLogStatus {
     /// Whether this status is an error for the Completed-or-Closed decision (§6.1): everything but
     /// `Completed` and `CompletedWithWarnings` (warnings alone still give `Completed`).
     pub fn is_error(&self) -> bool {
-        !matches!(self, CopyStatus::Completed | CopyStatus::CompletedWithWarnings)
+        !matches!(
+            self,
+            CopyStatus::Completed | CopyStatus::CompletedWithWarnings
+        )
     }
 }
 
