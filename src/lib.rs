@@ -17,7 +17,8 @@
 //! | [`digest`] | MD5 digests in Base16 and Base64 |
 //! | [`job`] | the Import/Export job and drive state machines (pure) |
 //! | [`store`] | the `BlobStore` trait and its backends |
-//! | [`engine`] | the copy engine: readers, buffer pool, hashing, the import and export pipelines |
+//! | [`engine`] | the copy engine: readers, buffer pool, hashing, the import and prepare pipelines |
+//! | [`events`] | the JSON-lines event schema an orchestrator reads (start, progress, warning, result) |
 
 pub mod bloblist;
 pub mod copylog;
