@@ -295,7 +295,7 @@ fn enumerate(
     if is_dir {
         walk(base, base, &mut files, skipped)?;
     } else {
-        let name = base.file_name().map(|n| PathBuf::from(n)).unwrap_or_default();
+        let name = base.file_name().map(PathBuf::from).unwrap_or_default();
         files.push((base.clone(), name));
     }
     let mut items = Vec::with_capacity(files.len());
