@@ -15,6 +15,7 @@ use drivecopy::copylog::{
     RangeList, RangeStatus,
 };
 use drivecopy::engine::import::ImportConfig;
+use drivecopy::engine::prepare::{prepare, PrepareConfig, PrepareError, PrepareSource};
 use drivecopy::job::DriveState;
 use drivecopy::store::{BlobKind, BlobStore, CommitOptions, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -215,7 +216,7 @@ fn each_import_disposition() {
         let kept_new = fx.source_file("n/keep.txt", random_bytes(5000, 21));
         let over = fx.source_file("o/over.txt", random_bytes(5000, 22));
         let created = fx.source_file("p/new.txt", random_bytes(5000, 23));
-        let source = |dir: &str, disp: Option<&str>| drivecopy::engine::prepare::PrepareSource {
+        let source = |dir: &str, disp: Option<&str>| PrepareSource {
             base_path: fx.src.join(dir),
             destination: format!("cont/{dir}/"),
             disposition: disp.map(|d| disposition(d).unwrap()),
@@ -347,7 +348,7 @@ fn metadata_and_properties_files() {
         let good = fx.source_file("good/a.jpg", random_bytes(3000, 40));
         fx.source_file("badmeta/b.jpg", random_bytes(3000, 41));
         fx.source_file("badprops/c.jpg", random_bytes(3000, 42));
-        let source = |dir: &str| drivecopy::engine::prepare::PrepareSource {
+        let source = |dir: &str| PrepareSource {
             base_path: fx.src.join(dir),
             destination: format!("meta/{dir}/"),
             metadata_file: Some(side.join("meta.xml")),
@@ -731,6 +732,51 @@ fn an_interrupted_page_blob_is_finished_in_place_on_rerun() {
 }
 
 #[test]
+fn a_foreign_page_blob_of_the_same_shape_is_not_resumed() {
+    each_engine(|engine| async move {
+        let fx = Fixture::new();
+        let mut disk = vec![0u8; 64 * KIB];
+        for p in [1usize, 50, 100] {
+            disk[p * 512..(p + 1) * 512].copy_from_slice(&random_bytes(512, 400 + p as u64));
+        }
+        let disk = fx.source_file("disk.vhd", disk);
+        fx.prepare("vhds", BLOCK_64K);
+
+        // Someone else's page blob: same length, one of our ranges written with other bytes.
+        let store = fx.store();
+        store.create_container("vhds").await.unwrap();
+        let path = blob("vhds/disk.vhd");
+        store
+            .create_page_blob(&path, disk.len() as u64, CommitOptions::default())
+            .await
+            .unwrap();
+        let foreign = Bytes::from(random_bytes(512, 999));
+        store
+            .put_pages(
+                &path,
+                50 * 512,
+                foreign.clone(),
+                drivecopy::store::BlockChecksum::None,
+            )
+            .await
+            .unwrap();
+
+        let (report, _) =
+            run_import(&fx.config(engine), store.clone(), CancellationToken::new()).await;
+        assert_eq!(report.status(), &DriveLogStatus::CompletedWithWarnings);
+        let e = entry(&report.drive_log, r"\vhds\disk.vhd");
+        assert_eq!(disposition_of(e), ImportDispositionStatus::Renamed);
+        assert_eq!(e.blob_path, "vhds/disk (2).vhd");
+        assert_stored(&fx, "vhds/disk (2).vhd", &disk);
+        let kept = store
+            .read_range(&path, Some(50 * 512..51 * 512))
+            .await
+            .unwrap();
+        assert_eq!(kept, foreign, "the foreign blob is untouched");
+    });
+}
+
+#[test]
 fn empty_small_and_many_block_files() {
     each_engine(|engine| async move {
         let fx = Fixture::new();
@@ -776,4 +822,33 @@ fn empty_small_and_many_block_files() {
         let e = entry(&report.drive_log, r"\bulk\big.bin");
         assert_eq!(range_statuses(e).len(), 33);
     });
+}
+
+#[test]
+fn prepare_refuses_a_destination_with_an_invalid_container() {
+    let fx = Fixture::new();
+    fx.source_file("a.txt", random_bytes(100, 500));
+    for destination in ["c/", "Upper/x/", "/"] {
+        let config = PrepareConfig {
+            drive_root: fx.drive.clone(),
+            sources: vec![PrepareSource {
+                destination: destination.to_string(),
+                ..fx.source("box")
+            }],
+            in_place: false,
+            block_size_bytes: BLOCK_64K,
+            manifest_file: r"\DriveManifest.xml".to_string(),
+            drive_id: util::DRIVE_ID.to_string(),
+            credential: None,
+            threads: Some(1),
+        };
+        match prepare(&config) {
+            Err(PrepareError::Destination { destination: d, .. }) => assert_eq!(d, destination),
+            other => panic!("{destination}: expected a destination error, got {other:?}"),
+        }
+        assert!(
+            !fx.drive.join("DriveManifest.xml").exists(),
+            "{destination}: no manifest written"
+        );
+    }
 }
