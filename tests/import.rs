@@ -147,6 +147,7 @@ fn file_paths_that_leave_the_drive_are_refused() {
         let ok = fx.source_file("ok.txt", random_bytes(1000, 10));
         let escaped = fx.source_file("evil2.txt", random_bytes(4096, 12));
         let linked = fx.source_file("link.txt", random_bytes(4096, 13));
+        let inner = fx.source_file("sub/inner.txt", random_bytes(4096, 14));
         fx.source_file("evil1.txt", random_bytes(4096, 11));
         fx.prepare("box", BLOCK_64K);
 
@@ -157,6 +158,9 @@ fn file_paths_that_leave_the_drive_are_refused() {
         let target = fx.outside.join("link-target.txt");
         std::fs::rename(fx.drive.join("box/link.txt"), &target).unwrap();
         std::os::unix::fs::symlink(&target, fx.drive.join("box/link.txt")).unwrap();
+        // A directory on the drive that is a symlink to a directory outside it.
+        std::fs::rename(fx.drive.join("box/sub"), fx.outside.join("sub")).unwrap();
+        std::os::unix::fs::symlink(fx.outside.join("sub"), fx.drive.join("box/sub")).unwrap();
         let mut manifest = fx.manifest();
         for b in &mut manifest.drive.blob_lists[0].blobs {
             match b.blob_path.as_str() {
@@ -175,7 +179,12 @@ fn file_paths_that_leave_the_drive_are_refused() {
         let refused: BTreeSet<&str> = log.blobs.iter().map(|b| b.blob_path.as_str()).collect();
         assert_eq!(
             refused,
-            BTreeSet::from(["box/evil1.txt", "box/evil2.txt", "box/link.txt"])
+            BTreeSet::from([
+                "box/evil1.txt",
+                "box/evil2.txt",
+                "box/link.txt",
+                "box/sub/inner.txt"
+            ])
         );
         for b in &log.blobs {
             assert_eq!(b.status, BlobStatus::FileNameInvalid, "{}", b.blob_path);
@@ -186,7 +195,12 @@ fn file_paths_that_leave_the_drive_are_refused() {
                 b.blob_path
             );
         }
-        for name in ["box/evil1.txt", "box/evil2.txt", "box/link.txt"] {
+        for name in [
+            "box/evil1.txt",
+            "box/evil2.txt",
+            "box/link.txt",
+            "box/sub/inner.txt",
+        ] {
             assert_absent(store.as_ref(), &fx, name).await;
         }
         assert_stored(&fx, "box/ok.txt", &ok);
@@ -194,9 +208,10 @@ fn file_paths_that_leave_the_drive_are_refused() {
         let passwd = std::fs::read("/etc/passwd").ok();
         for f in Fixture::files_under(&fx.store_root) {
             let data = std::fs::read(&f).unwrap();
-            for secret in [Some(&escaped), Some(&linked), passwd.as_ref()]
+            for secret in [Some(&escaped), Some(&linked), Some(&inner), passwd.as_ref()]
                 .into_iter()
                 .flatten()
+                .filter(|s| s.len() >= 64)
             {
                 assert!(
                     !data.windows(64).any(|w| w == &secret[..64]),
@@ -277,6 +292,26 @@ fn each_import_disposition() {
         assert_eq!(disposition_of(p), ImportDispositionStatus::Created);
         assert_eq!(p.import_disposition.as_ref().unwrap().requested, "rename");
         assert_stored(&fx, "cont/p/new.txt", &created);
+
+        // A re-run recognises its own renamed blob: no `photo (3).jpg`, still `Renamed`.
+        let (again, _) =
+            run_import(&fx.config(engine), store.clone(), CancellationToken::new()).await;
+        let r = entry(&again.drive_log, r"\cont\r\photo.jpg");
+        assert_eq!(disposition_of(r), ImportDispositionStatus::Renamed);
+        assert_eq!(r.blob_path, "cont/r/photo (2).jpg");
+        let names: Vec<String> = store
+            .list_blobs("cont", "r/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, vec!["r/photo (2).jpg", "r/photo.jpg"]);
+        assert_eq!(
+            disposition_of(entry(&again.drive_log, r"\cont\n\keep.txt")),
+            ImportDispositionStatus::Skipped
+        );
+        assert_stored(&fx, "cont/n/keep.txt", &old(91));
     });
 }
 
@@ -511,13 +546,22 @@ fn drive_level_manifest_failures_import_nothing() {
             );
         }
 
-        // The right hash, in either case, imports the drive.
-        let store = fx.store();
-        let mut config = fx.config(engine);
-        config.manifest_hash = Some(prepared.drive_info.manifest_hash.to_lowercase());
-        let (report, _) = run_import(&config, store.clone(), CancellationToken::new()).await;
-        assert_eq!(report.status(), &DriveLogStatus::Completed);
-        assert_eq!(report.status().drive_state(), DriveState::Completed);
+        // The right hash, MD5 in lower case or SHA-256 (newer jobs), imports the drive.
+        use sha2::Digest as _;
+        let bytes = std::fs::read(fx.drive.join("DriveManifest.xml")).unwrap();
+        let sha256: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        for hash in [prepared.drive_info.manifest_hash.to_lowercase(), sha256] {
+            let store = fx.store();
+            let mut config = fx.config(engine);
+            config.manifest_hash = Some(hash.clone());
+            let (report, _) = run_import(&config, store.clone(), CancellationToken::new()).await;
+            assert_eq!(report.status(), &DriveLogStatus::Completed, "{hash}");
+            assert_eq!(report.status().drive_state(), DriveState::Completed);
+            assert_eq!(report.bytes_succeeded, 9000);
+        }
     });
 }
 
@@ -667,6 +711,32 @@ fn a_page_blob_keeps_its_holes() {
             }
         }
         assert_eq!(store.get_page_ranges(&path).await.unwrap(), expected);
+    });
+}
+
+#[test]
+fn an_import_cancelled_before_it_starts_copies_nothing() {
+    each_engine(|engine| async move {
+        let fx = Fixture::new();
+        fx.source_file("a.bin", random_bytes(5000, 600));
+        fx.source_file("b.bin", random_bytes(5000, 601));
+        fx.prepare("early", BLOCK_64K);
+        let store = fx.store();
+        let token = CancellationToken::new();
+        token.cancel();
+        let (report, _) = run_import(&fx.config(engine), store.clone(), token).await;
+        assert!(report.cancelled);
+        assert_eq!(report.bytes_succeeded, 0);
+        assert_eq!(report.drive_log.blobs.len(), 2);
+        for b in &report.drive_log.blobs {
+            assert_eq!(b.status, BlobStatus::Failed);
+            assert_eq!(disposition_of(b), ImportDispositionStatus::Cancelled);
+        }
+        assert!(!store
+            .list_containers()
+            .await
+            .unwrap()
+            .contains(&"early".to_string()));
     });
 }
 
