@@ -14,7 +14,7 @@ use drivecopy::copylog::{
     BlobLog, BlobStatus, DriveLog, DriveLogStatus, FileLogStatus, ImportDispositionStatus,
     RangeList, RangeStatus,
 };
-use drivecopy::engine::import::ImportConfig;
+use drivecopy::engine::import::{ImportConfig, LogLevel};
 use drivecopy::engine::prepare::{prepare, PrepareConfig, PrepareError, PrepareSource};
 use drivecopy::job::DriveState;
 use drivecopy::store::{BlobKind, BlobStore, CommitOptions, StoreError};
@@ -484,7 +484,7 @@ fn drive_level_manifest_failures_import_nothing() {
             b"<DriveManifest><Drive><DriveId>x</Drive>",
         );
 
-        let cases: [Case; 4] = [
+        let cases: [Case; 6] = [
             (
                 "hash",
                 |c| c.manifest_hash = Some("0".repeat(32)),
@@ -504,6 +504,16 @@ fn drive_level_manifest_failures_import_nothing() {
                 "drive id",
                 |c| c.drive_id = Some("OTHERDRIVE".to_string()),
                 DriveLogStatus::ManifestDriveIdMismatch,
+            ),
+            (
+                "name outside the drive",
+                |c| c.manifest_file = r"\..\DriveManifest.xml".to_string(),
+                DriveLogStatus::ManifestNameInvalid,
+            ),
+            (
+                "no drive",
+                |c| c.drive_root = "/nonexistent-drivecopy-itest-drive".into(),
+                DriveLogStatus::DiskNotFound,
             ),
         ];
         for (i, (name, tweak, expected)) in cases.iter().enumerate() {
@@ -847,6 +857,55 @@ fn a_foreign_page_blob_of_the_same_shape_is_not_resumed() {
 }
 
 #[test]
+fn a_corrupted_page_range_fails_alone() {
+    each_engine(|engine| async move {
+        let fx = Fixture::new();
+        let mut disk = vec![0u8; 64 * KIB];
+        for p in [4usize, 40, 80] {
+            disk[p * 512..(p + 1) * 512].copy_from_slice(&random_bytes(512, 700 + p as u64));
+        }
+        fx.source_file("disk.vhd", disk);
+        fx.prepare("vhds", BLOCK_64K);
+        let on_drive = fx.drive.join("vhds/disk.vhd");
+        let mut bytes = std::fs::read(&on_drive).unwrap();
+        bytes[40 * 512 + 3] ^= 1;
+        write_file(&on_drive, &bytes);
+
+        let store = fx.store();
+        let (report, _) =
+            run_import(&fx.config(engine), store.clone(), CancellationToken::new()).await;
+        assert_eq!(report.status(), &DriveLogStatus::CompletedWithErrors);
+        let log = error_log(store.as_ref()).await;
+        let e = entry(&log, r"\vhds\disk.vhd");
+        assert_eq!(e.status, BlobStatus::CompletedWithErrors);
+        assert!(matches!(e.list, Some(RangeList::PageRangeList(_))));
+        assert_eq!(range_statuses(e), vec![(40 * 512, RangeStatus::Corrupted)]);
+        // The corrupted range is never written.
+        let written = store.get_page_ranges(&blob("vhds/disk.vhd")).await.unwrap();
+        assert_eq!(written, vec![4 * 512..5 * 512, 80 * 512..81 * 512]);
+    });
+}
+
+#[test]
+fn block_sizes_that_do_not_suit_direct_io() {
+    each_engine(|engine| async move {
+        let fx = Fixture::new();
+        let data = fx.source_file("odd.bin", random_bytes(60_001, 800));
+        fx.prepare("odd", 5000);
+        let store = fx.store();
+        let mut config = fx.config(engine);
+        config.direct_io = true;
+        let (report, _) = run_import(&config, store.clone(), CancellationToken::new()).await;
+        assert_eq!(report.status(), &DriveLogStatus::Completed);
+        assert_eq!(
+            range_statuses(entry(&report.drive_log, r"\odd\odd.bin")).len(),
+            13
+        );
+        assert_stored(&fx, "odd/odd.bin", &data);
+    });
+}
+
+#[test]
 fn empty_small_and_many_block_files() {
     each_engine(|engine| async move {
         let fx = Fixture::new();
@@ -869,6 +928,7 @@ fn empty_small_and_many_block_files() {
         let store = fx.store();
         let mut config = fx.config(engine);
         config.memory_bytes = 512 * 1024;
+        config.log_level = LogLevel::Verbose;
         let (report, _) = run_import(&config, store.clone(), CancellationToken::new()).await;
         assert_eq!(
             report.status(),
@@ -891,6 +951,15 @@ fn empty_small_and_many_block_files() {
         assert_eq!(listing.committed[32].1, 123);
         let e = entry(&report.drive_log, r"\bulk\big.bin");
         assert_eq!(range_statuses(e).len(), 33);
+
+        // The verbose log blob is the report's drive log; no error log is written.
+        assert!(report.error_log_uri.is_none());
+        let logs = store.list_blobs("waimportexport", "waies/").await.unwrap();
+        assert_eq!(logs.len(), 1);
+        assert!(logs[0].name.ends_with("_verbose.xml"), "{}", logs[0].name);
+        let path = blob(&format!("waimportexport/{}", logs[0].name));
+        let verbose = DriveLog::parse(&store.read_range(&path, None).await.unwrap()).unwrap();
+        assert_eq!(verbose, report.drive_log);
     });
 }
 
