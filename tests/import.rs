@@ -906,6 +906,38 @@ fn block_sizes_that_do_not_suit_direct_io() {
 }
 
 #[test]
+fn a_rerun_recognises_empty_blobs() {
+    each_engine(|engine| async move {
+        let fx = Fixture::new();
+        fx.source_file("empty.txt", Vec::new());
+        fx.source_file("empty.vhd", Vec::new());
+        fx.prepare("zero", BLOCK_64K);
+        let store = fx.store();
+        for run in 0..2 {
+            let (report, _) =
+                run_import(&fx.config(engine), store.clone(), CancellationToken::new()).await;
+            assert_eq!(
+                report.status(),
+                &DriveLogStatus::Completed,
+                "run {run}: {:?}",
+                report.drive_log.errors_only()
+            );
+            for b in &report.drive_log.blobs {
+                assert_eq!(
+                    disposition_of(b),
+                    ImportDispositionStatus::Created,
+                    "run {run}"
+                );
+            }
+            for name in ["zero/empty.txt", "zero/empty.vhd"] {
+                assert_eq!(store.get_properties(&blob(name)).await.unwrap().length, 0);
+                assert_stored(&fx, name, &[]);
+            }
+        }
+    });
+}
+
+#[test]
 fn empty_small_and_many_block_files() {
     each_engine(|engine| async move {
         let fx = Fixture::new();
