@@ -16,8 +16,12 @@
 //! `no-overwrite` skips (`Skipped`), `overwrite` replaces (`Overwritten`), a free name is `Created`.
 //! A blob already present with exactly the content this manifest describes (the same committed
 //! block Ids and lengths; for a page blob the same length and written ranges) is an earlier run's
-//! work: it is not copied again and keeps the disposition status it had. That makes a re-run finish
-//! an interrupted import.
+//! work: it is not copied again, and it is logged `Created` (`Renamed` when it sits under a
+//! ` (N)` name). The store keeps no record of which disposition an earlier run applied, so an
+//! earlier `Overwritten` also reads `Created` on the re-run. A page blob is visible from its
+//! creation, so an interrupted run leaves one partly written: the re-run recognises it (its length,
+//! only manifest ranges written, each read back and matching its MD5) and rewrites it in place.
+//! That makes a re-run finish an interrupted import.
 //!
 //! Memory: block data lives only in the buffer pool (`buffer count × buffer size`); the rest is the
 //! manifest model and one log entry per blob.
@@ -416,7 +420,11 @@ pub async fn import_drive(
     }
     ticker.abort();
 
-    let cancelled = cancel.is_cancelled() && results.iter().any(|r| r.is_none());
+    // Cancelled: some blob never started, or the token cut one short mid-copy.
+    let cancelled = cancel.is_cancelled()
+        && results
+            .iter()
+            .any(|r| r.as_ref().is_none_or(|o| o.interrupted));
     let mut bytes_succeeded = 0;
     let mut blob_logs = Vec::with_capacity(all.len());
     for (slot, &(l, b)) in all.iter().enumerate() {
@@ -690,6 +698,8 @@ pub fn manifest_hash_matches(expected: &str, bytes: &[u8]) -> bool {
 struct BlobOutcome {
     log: BlobLog,
     bytes_succeeded: u64,
+    /// The cancel token stopped this blob before it was finished.
+    interrupted: bool,
 }
 
 impl BlobOutcome {
@@ -705,6 +715,7 @@ impl BlobOutcome {
         BlobOutcome {
             log,
             bytes_succeeded: 0,
+            interrupted: false,
         }
     }
 
@@ -902,6 +913,7 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
         return BlobOutcome {
             log,
             bytes_succeeded: bytes,
+            interrupted: false,
         };
     }
 
@@ -922,6 +934,8 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
 
     let mut statuses: Vec<RangeStatus>;
     let succeeded;
+    // Set when the cancel token cut this blob short: it is then unfinished, not a blob with errors.
+    let interrupted;
     if let Some(ranges) = &blob.page_range_list {
         if let Err(e) = ctx
             .store
@@ -943,6 +957,7 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             .map(|r| (r.offset, r.length, r.hash, Piece::Page))
             .collect();
         statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
+        interrupted = statuses.iter().any(|s| matches!(s, RangeStatus::Cancelled));
         succeeded = ranges
             .iter()
             .zip(&statuses)
@@ -970,7 +985,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             .collect();
         statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
         let all_staged = statuses.iter().all(|s| matches!(s, RangeStatus::Completed));
-        if all_staged && !ctx.cancel.is_cancelled() {
+        let commit = all_staged && !ctx.cancel.is_cancelled();
+        interrupted = !commit && ctx.cancel.is_cancelled();
+        if commit {
             // A single-block blob's block MD5 is its whole-blob MD5: set it for free.
             if options.content.content_md5.is_none() && blocks.len() == 1 {
                 options.content.content_md5 = Some(blocks[0].hash);
@@ -1016,6 +1033,19 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
                 .collect(),
         ));
     }
+    if interrupted {
+        // Unfinished, as `import_drive` documents: `Failed` with a `Cancelled` disposition (it was
+        // not created), the block or range statuses saying how far it got. A re-run finishes it.
+        log.status = BlobStatus::Failed;
+        if let Some(d) = log.import_disposition.as_mut() {
+            d.status = ImportDispositionStatus::Cancelled;
+        }
+        return BlobOutcome {
+            log,
+            bytes_succeeded: succeeded,
+            interrupted: true,
+        };
+    }
     if matches!(log.status, BlobStatus::Completed)
         && (log.list.as_ref().is_some_and(RangeList::has_errors)
             || metadata_log.as_ref().is_some_and(|m| m.status.is_failure())
@@ -1028,6 +1058,7 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     BlobOutcome {
         log,
         bytes_succeeded: succeeded,
+        interrupted: false,
     }
 }
 
@@ -1198,22 +1229,37 @@ struct Target {
     copy: bool,
 }
 
+/// What the store already holds at a blob's destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// Nothing.
+    Absent,
+    /// Exactly this blob: an earlier run's finished work.
+    Same,
+    /// This page blob, part-written by an earlier run that was interrupted: its length, and only
+    /// manifest ranges written, each whole and with the manifest's MD5. Page blobs are visible
+    /// from creation (as on Azure), so a cancelled run leaves one; the next run finishes it.
+    Partial,
+    /// Another blob.
+    Other,
+}
+
 /// Whether the blob at `path` exists, and if so whether it already holds exactly this blob.
 async fn existing(
     ctx: &Ctx,
     path: &BlobPath,
     blob: &Blob,
     ids: &[BlockId],
-) -> Result<Option<bool>, StoreError> {
+) -> Result<Existing, StoreError> {
     let props = match ctx.store.get_properties(path).await {
         Ok(p) => p,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(StoreError::NotFound { .. }) => return Ok(Existing::Absent),
         Err(e) => return Err(e),
     };
     if props.length != blob.length {
-        return Ok(Some(false));
+        return Ok(Existing::Other);
     }
-    let same = match (&blob.page_range_list, props.kind) {
+    let found = match (&blob.page_range_list, props.kind) {
         (Some(ranges), BlobKind::PageBlob) => {
             let written = ctx.store.get_page_ranges(path).await?;
             let wanted = crate::store::merge_ranges(
@@ -1222,21 +1268,71 @@ async fn existing(
                     .map(|r| r.offset..r.offset + r.length)
                     .collect(),
             );
-            written == wanted
+            if written == wanted {
+                Existing::Same
+            } else if part_written(ctx, path, ranges, &written).await? {
+                Existing::Partial
+            } else {
+                Existing::Other
+            }
         }
         (None, BlobKind::BlockBlob) => {
             let listing = ctx.store.get_block_list(path).await?;
             let blocks = blob.block_list.as_deref().unwrap_or_default();
-            listing.committed.len() == ids.len()
+            let same = listing.committed.len() == ids.len()
                 && listing
                     .committed
                     .iter()
                     .zip(ids.iter().zip(blocks))
-                    .all(|((cid, clen), (id, b))| cid == id && *clen == b.length)
+                    .all(|((cid, clen), (id, b))| cid == id && *clen == b.length);
+            if same {
+                Existing::Same
+            } else {
+                Existing::Other
+            }
         }
-        _ => false,
+        _ => Existing::Other,
     };
-    Ok(Some(same))
+    Ok(found)
+}
+
+/// Whether a page blob's `written` ranges are some of the manifest's `ranges`, each written whole
+/// and holding the bytes the manifest hashes (read back one range at a time, at most 4 MiB each).
+async fn part_written(
+    ctx: &Ctx,
+    path: &BlobPath,
+    ranges: &[crate::manifest::PageRange],
+    written: &[std::ops::Range<u64>],
+) -> Result<bool, StoreError> {
+    let covers = |outer: &std::ops::Range<u64>, start: u64, end: u64| {
+        outer.start <= start && end <= outer.end
+    };
+    let wanted = crate::store::merge_ranges(
+        ranges
+            .iter()
+            .map(|r| r.offset..r.offset + r.length)
+            .collect(),
+    );
+    if !written
+        .iter()
+        .all(|w| wanted.iter().any(|m| covers(m, w.start, w.end)))
+    {
+        return Ok(false);
+    }
+    for r in ranges {
+        let end = r.offset + r.length;
+        if !written.iter().any(|w| w.start < end && r.offset < w.end) {
+            continue;
+        }
+        if !written.iter().any(|w| covers(w, r.offset, end)) {
+            return Ok(false);
+        }
+        let data = ctx.store.read_range(path, Some(r.offset..end)).await?;
+        if Md5Digest::of(&data) != r.hash {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 async fn resolve_target(
@@ -1260,18 +1356,26 @@ async fn resolve_target(
         condition: Condition::IfNoneMatchStar,
         copy,
     };
+    // An earlier run's part-written page blob is replaced and written again.
+    let resumed = |path: BlobPath, disposition| Target {
+        path,
+        disposition,
+        condition: Condition::None,
+        copy: true,
+    };
     match existing(ctx, dest, blob, ids).await.map_err(fail)? {
-        None => Ok(created(
+        Existing::Absent => Ok(created(
             dest.clone(),
             ImportDispositionStatus::Created,
             true,
         )),
-        Some(true) => Ok(created(
+        Existing::Same => Ok(created(
             dest.clone(),
             ImportDispositionStatus::Created,
             false,
         )),
-        Some(false) => match requested {
+        Existing::Partial => Ok(resumed(dest.clone(), ImportDispositionStatus::Created)),
+        Existing::Other => match requested {
             ImportDisposition::Overwrite => Ok(Target {
                 path: dest.clone(),
                 disposition: ImportDispositionStatus::Overwritten,
@@ -1294,13 +1398,16 @@ async fn resolve_target(
                         return Err(BlobStatus::RenameFailed);
                     }
                     match existing(ctx, &candidate, blob, ids).await.map_err(fail)? {
-                        None => {
+                        Existing::Absent => {
                             return Ok(created(candidate, ImportDispositionStatus::Renamed, true))
                         }
-                        Some(true) => {
+                        Existing::Same => {
                             return Ok(created(candidate, ImportDispositionStatus::Renamed, false))
                         }
-                        Some(false) => continue,
+                        Existing::Partial => {
+                            return Ok(resumed(candidate, ImportDispositionStatus::Renamed))
+                        }
+                        Existing::Other => continue,
                     }
                 }
                 Err(BlobStatus::RenameFailed)

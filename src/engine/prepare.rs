@@ -299,12 +299,11 @@ fn enumerate(
     skipped: &mut Vec<SkippedFile>,
 ) -> Result<Vec<Item>, PrepareError> {
     let dest = source.destination.trim_start_matches('/');
+    // A bad container fails the whole source, never each file of a directory one by one.
     let container = dest.split('/').next().unwrap_or_default();
-    crate::names::validate_container_name(container).map_err(|source_err| {
-        PrepareError::Destination {
-            destination: source.destination.clone(),
-            source: source_err,
-        }
+    crate::names::validate_container_name(container).map_err(|e| PrepareError::Destination {
+        destination: source.destination.clone(),
+        source: e,
     })?;
     let base = &source.base_path;
     let meta = fs::symlink_metadata(base).map_err(io_err("read", base))?;
