@@ -101,7 +101,7 @@ done
 # ---------------------------------------------------------------- the disk image
 note "ext4 in a fixed VHD (${vhd_mib} MiB) with files from /usr/share/doc"
 ext_src=/usr/share/doc
-mkfs.ext4 -q -F -L realinput -d "$ext_src" "$img/raw.img" "${vhd_mib}M" \
+mkfs.ext4 -q -F -L realinput -d "$ext_src" "$img/raw.img" "${vhd_mib}M" >/dev/null \
   || die "mkfs.ext4 -d $ext_src did not fit in ${vhd_mib} MiB (raise REAL_INPUT_VHD_MIB)"
 # force_size keeps the exact size (no CHS rounding), so the data area is the raw image byte for byte.
 qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$img/raw.img" "$img/disk.vhd"
@@ -137,7 +137,7 @@ manifest_hash=$(json .driveInfo.manifestHash "$work/prepare.json")
 # Skipped source paths, NUL-separated (jq or python3).
 if command -v jq >/dev/null; then
   jq -j '.skipped[] | .path + "\u0000"' "$work/prepare.json" >"$work/skipped.z"
-  jq -r '.skipped[] | .reason' "$work/prepare.json" | sed -E 's/^(symbolic link|not a regular file).*/\1/' \
+  jq -r '.skipped[] | .reason' "$work/prepare.json" | sed -E 's/^(symbolic link|not a regular file).*/\1/; s/^.* (cannot be a file name on the drive)$/\1/' \
     | sort | uniq -c | sort -rn >"$work/skip-reasons.txt"
 else
   python3 -c 'import json,sys; [sys.stdout.write(s["path"]+"\0") for s in json.load(open(sys.argv[1]))["skipped"]]' \
@@ -218,6 +218,7 @@ verbose_file="${verbose_uri#file://}"
 warnings=$(grep -c '"type":"warning"' "$work/import.jsonl" || true)
 
 # ---------------------------------------------------------------- independent checks
+t_checks=$(date +%s.%N)
 if [ "${REAL_INPUT_SELFTEST:-0}" = 1 ]; then
   victim="$store/${src_dsts[0]}$(head -z -n 1 "$work/exp.0.z" | tr -d '\0')"
   note "SELFTEST: flipping the first byte of $victim"
@@ -253,6 +254,7 @@ if [ -n "$largest_src" ] && [[ " ${src_paths[*]} " == *" $largest_src "* ]]; the
   echo "   cmp $largest_src: identical"
 fi
 
+checks_md5_secs=$(since "$t_checks")
 note "the VHD page blob"
 svhd="$store/vhds/disk.vhd"
 cmp "$img/disk.vhd" "$svhd" || die "store VHD differs from disk.vhd"
@@ -286,5 +288,6 @@ cat <<EOF
    manifest   $manifest_blobs blobs, $manifest_bytes bytes of files; $block_bytes in Blocks + $page_bytes in PageRanges = bytesSucceeded
    prepare    ${prep_secs}s, $(mbps "$manifest_bytes" "$prep_secs") MiB/s, peak RSS ${prep_rss:-?} KiB
    import     ${imp_secs}s, $(mbps "$succeeded" "$imp_secs") MiB/s, peak RSS ${imp_rss:-?} KiB, $warnings warnings, copyStatus $copy_status
+   checks     md5sum of sources and store files ${checks_md5_secs}s
    total      ${total_secs}s wall (with checks; machine shared: timings are rough)
 EOF
