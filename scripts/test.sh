@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 echo "== cargo test (debug build, both I/O engines)"
 cargo test --all-features --lib --bins --tests 2>&1
 
+echo "== real input: OS files and an ext4 VHD, prepared, imported, checked with md5sum/cmp/e2fsck"
+REAL_INPUT_MIN_BYTES=${REAL_INPUT_MIN_BYTES:-300000000} REAL_INPUT_VHD_MIB=${REAL_INPUT_VHD_MIB:-64} \
+  ./scripts/real-input.sh
+
 echo "== benches and fuzz targets build"
 cargo bench --no-run --quiet 2>&1
 if [ -f fuzz/Cargo.toml ]; then
