@@ -786,7 +786,12 @@ fn problem_status(problems: &[ProblemKind]) -> BlobStatus {
 /// What one block or page range becomes.
 #[derive(Debug, Clone)]
 enum Piece {
+    /// One block of a block blob, staged under its id (Put Block).
     Block(BlockId),
+    /// The only block of a single-block blob, written with its properties and metadata in one
+    /// atomic Put Blob, as Azure's clients upload small blobs; `Content-MD5` is the block's MD5.
+    Whole(Box<CommitOptions>),
+    /// A page range (Put Page).
     Page,
 }
 
@@ -933,9 +938,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     let target_path = Arc::new(target.path.clone());
 
     let mut statuses: Vec<RangeStatus>;
-    let succeeded;
+    let mut succeeded = 0;
     // Set when the cancel token cut this blob short: it is then unfinished, not a blob with errors.
-    let interrupted;
+    let mut interrupted = false;
     if let Some(ranges) = &blob.page_range_list {
         if let Err(e) = ctx
             .store
@@ -978,15 +983,38 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
         ));
     } else {
         let blocks = blob.block_list.as_deref().unwrap_or_default();
-        let pieces: Vec<(u64, u64, Md5Digest, Piece)> = blocks
-            .iter()
-            .zip(&ids)
-            .map(|(blk, id)| (blk.offset, blk.length, blk.hash, Piece::Block(id.clone())))
-            .collect();
+        // A single-block blob goes in one Put Blob (no staging, no separate commit) unless its
+        // properties file states another Content-MD5, which Put Blob would verify and refuse.
+        let whole = blocks.len() == 1
+            && options
+                .content
+                .content_md5
+                .is_none_or(|md5| md5 == blocks[0].hash);
+        let pieces: Vec<(u64, u64, Md5Digest, Piece)> = if whole {
+            let b = &blocks[0];
+            vec![(
+                b.offset,
+                b.length,
+                b.hash,
+                Piece::Whole(Box::new(options.clone())),
+            )]
+        } else {
+            blocks
+                .iter()
+                .zip(&ids)
+                .map(|(blk, id)| (blk.offset, blk.length, blk.hash, Piece::Block(id.clone())))
+                .collect()
+        };
         statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
         let all_staged = statuses.iter().all(|s| matches!(s, RangeStatus::Completed));
-        let commit = all_staged && !ctx.cancel.is_cancelled();
-        interrupted = !commit && ctx.cancel.is_cancelled();
+        if whole {
+            interrupted = statuses.iter().any(|s| matches!(s, RangeStatus::Cancelled));
+            succeeded = if all_staged { planned } else { 0 };
+        }
+        let commit = !whole && all_staged && !ctx.cancel.is_cancelled();
+        if !whole {
+            interrupted = !commit && ctx.cancel.is_cancelled();
+        }
         if commit {
             // A single-block blob's block MD5 is its whole-blob MD5: set it for free.
             if options.content.content_md5.is_none() && blocks.len() == 1 {
@@ -1009,7 +1037,7 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
                     succeeded = 0;
                 }
             }
-        } else {
+        } else if !whole {
             // Not every block arrived: committing would make a blob with holes. Blocks that were
             // staged stay uncommitted (Azure drops them after about a week).
             for s in statuses.iter_mut() {
@@ -1148,6 +1176,10 @@ async fn copy_piece(
                 )
                 .await
         }
+        Piece::Whole(mut options) => {
+            options.content.content_md5 = Some(digest.md5);
+            ctx.store.put_blob(target, data, *options).await.map(|_| ())
+        }
         Piece::Page => ctx.store.put_pages(target, offset, data, checksum).await,
     };
     match sent {
@@ -1279,12 +1311,18 @@ async fn existing(
         (None, BlobKind::BlockBlob) => {
             let listing = ctx.store.get_block_list(path).await?;
             let blocks = blob.block_list.as_deref().unwrap_or_default();
-            let same = listing.committed.len() == ids.len()
-                && listing
-                    .committed
-                    .iter()
-                    .zip(ids.iter().zip(blocks))
-                    .all(|((cid, clen), (id, b))| cid == id && *clen == b.length);
+            // A single-block blob written by Put Blob has no committed blocks: its Content-MD5,
+            // which Put Blob verified, is the block's MD5.
+            let put_whole = listing.committed.is_empty()
+                && blocks.len() == 1
+                && props.content.content_md5 == Some(blocks[0].hash);
+            let same = put_whole
+                || listing.committed.len() == ids.len()
+                    && listing
+                        .committed
+                        .iter()
+                        .zip(ids.iter().zip(blocks))
+                        .all(|((cid, clen), (id, b))| cid == id && *clen == b.length);
             if same {
                 Existing::Same
             } else {

@@ -47,18 +47,24 @@
 //! - `staging/<container>/<hex>/{data,index}`: uncommitted blocks of that blob;
 //! - `lists/`: per-version committed block lists and page-range logs, uniquely named, so the
 //!   records stay small and a Put Page appends one line instead of rewriting a map;
-//! - `tmp/`: unique temporary files (created with `create_new`), renamed into place.
+//! - `tmp/`: unique temporary files (created with `create_new`), renamed into place; temporary
+//!   files may also sit beside their final place under the hidden name `.%tmp.<pid>-<n>-<nanos>`,
+//!   which no encoded blob name can take.
 //!
 //! # Commit protocol and crash recovery
-//! A record holds the blob's `current` version and, during a write, a `pending` one. Each
-//! version names its data file and that file's inode number. A write that replaces the blob
+//! A record holds the blob's `current` version and, during and after a write, a `pending` one.
+//! Each version names its data file and that file's inode number. A write that replaces the blob
 //! (commit, Put Blob, create page blob):
-//! 1. writes the new bytes to a unique file (`.drivecopy/tmp/…`, opened `create_new`, or the
-//!    blob's staging data file) and fsyncs it;
-//! 2. writes the record with `pending` = the new version (temporary record + fsync + rename +
-//!    fsync of the directory);
-//! 3. renames the new file onto the data path and fsyncs that directory;
-//! 4. rewrites the record with `current` = the new version and no `pending`.
+//! 1. writes the new bytes to a unique file and fsyncs it: the blob's staging data file, or a
+//!    `.%tmp.…` file beside the data path when its directory exists (else in `.drivecopy/tmp/`),
+//!    so that step 3 is usually a rename within one directory (cross-directory renames take the
+//!    file system's rename lock and would serialise every commit);
+//! 2. writes the record with `pending` = the new version (a temporary record beside it + fsync +
+//!    rename + fsync of the directory);
+//! 3. renames the new file onto the data path and fsyncs that directory.
+//!
+//! The record is not rewritten after step 3 (that would cost a file per commit): the next writer
+//! of the blob folds `pending` into `current` (`settle`).
 //!
 //! Readers take the version whose inode matches the file at its data path: `pending` if the
 //! rename of step 3 happened, else `current`, else the blob does not exist. So after a crash at
@@ -223,6 +229,9 @@ impl Version {
         self.modified_nanos = now.nanosecond();
     }
 }
+
+/// The name prefix of temporary files written beside their final place.
+const TMP_PREFIX: &str = ".%tmp.";
 
 fn io_error(
     path: &BlobPath,
@@ -423,6 +432,22 @@ impl Inner {
         }
     }
 
+    /// A new, uniquely named empty file `.%tmp.<pid>-<n>-<nanos>` in `dir` (`create_new`). No
+    /// blob's data file can have that name: the layout writes a `%` only as `%25`, `%`, `%2E`,
+    /// `%~` or `%+`.
+    fn tmp_file_in(&self, path: &BlobPath, dir: &Path) -> Result<(File, PathBuf), StoreError> {
+        loop {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+            let abs = dir.join(format!("{TMP_PREFIX}{}-{n}-{nanos}", std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&abs) {
+                Ok(f) => return Ok((f, abs)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(path, "create", &abs)(e)),
+            }
+        }
+    }
+
     fn read_record(&self, path: &BlobPath) -> Result<Option<Record>, StoreError> {
         let file = self
             .root
@@ -447,8 +472,16 @@ impl Inner {
     fn write_record(&self, path: &BlobPath, rec: &Record, durable: bool) -> Result<(), StoreError> {
         let rel = layout::record_rel(&path.container, &path.name);
         let target = self.root.join(&rel);
-        let (mut f, tmp) = self.tmp_file(path)?;
-        let tmp = self.root.join(tmp);
+        let dir = target.parent().unwrap_or(&self.root);
+        // The temporary record sits beside the record: a rename within one directory does not
+        // take the file system's cross-directory rename lock, which serialises every commit.
+        let (mut f, tmp) = match self.tmp_file_in(path, dir) {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(io_error(path, "create", dir))?;
+                self.tmp_file_in(path, dir)?
+            }
+            other => other?,
+        };
         let body = serde_json::to_vec(rec).map_err(|e| {
             io_error(path, "encode", &target)(io::Error::new(io::ErrorKind::InvalidData, e))
         })?;
@@ -457,8 +490,6 @@ impl Inner {
             if durable && self.fsync() {
                 f.sync_all().map_err(io_error(path, "fsync", &tmp))?;
             }
-            let dir = target.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir).map_err(io_error(path, "create", dir))?;
             fs::rename(&tmp, &target).map_err(io_error(path, "rename", &target))?;
             if durable {
                 self.sync_dir(path, dir)?;
@@ -504,7 +535,11 @@ impl Inner {
                     }
                 }
             } else {
-                if Path::new(&p.source).starts_with(layout::tmp_rel()) {
+                let ours = Path::new(&p.source).starts_with(layout::tmp_rel())
+                    || Path::new(&p.source)
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX));
+                if ours {
                     let _ = fs::remove_file(self.root.join(&p.source));
                 }
                 if rec
@@ -569,12 +604,10 @@ impl Inner {
                     if let Some(old) = current.as_ref().filter(|old| old.list != version.list) {
                         self.remove_list(old);
                     }
-                    let done = Record {
-                        name: path.name.clone(),
-                        current: Some(version.clone()),
-                        pending: None,
-                    };
-                    self.write_record(path, &done, false)?;
+                    // The intent record already describes the new version: readers take the
+                    // `pending` version whose inode is now in place, and the next writer of
+                    // the blob folds it into `current` (`settle`). Not rewriting the record
+                    // here saves a file per commit.
                     return Ok(version);
                 }
                 // Something of the wrong kind took the path, or a directory vanished under a
@@ -1019,7 +1052,24 @@ impl Inner {
         check_path(path)?;
         self.require_container(path)?;
         validate_metadata(path, &options.metadata)?;
-        let (mut file, rel) = self.tmp_file(path)?;
+        // Write beside the blob's data path when its directory exists, so that publishing is a
+        // rename within one directory: cross-directory renames take the file system's rename
+        // lock and serialise every commit. Otherwise (the first blob of a directory) use tmp/.
+        let beside = layout::choose_data_path(&self.root, &path.container, &path.name)
+            .ok()
+            .and_then(|d| self.root.join(d).parent().map(Path::to_path_buf))
+            .filter(|dir| dir.is_dir());
+        let (mut file, rel) = match beside {
+            Some(dir) => {
+                let (f, abs) = self.tmp_file_in(path, &dir)?;
+                let rel = abs
+                    .strip_prefix(&self.root)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(abs);
+                (f, rel)
+            }
+            None => self.tmp_file(path)?,
+        };
         let tmp = self.root.join(&rel);
         let written = fill(&mut file)
             .and_then(|n| {
@@ -1315,6 +1365,10 @@ impl Inner {
             let files = fs::read_dir(&shard).map_err(io_error(&here, "list", &shard))?;
             for file in files {
                 let file = file.map_err(io_error(&here, "list", &shard))?.path();
+                // Temporary records (`.…tmp`, being written) are not records yet.
+                if file.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
                 let Ok(bytes) = fs::read(&file) else { continue };
                 let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
                     tracing::warn!(file = %file.display(), "skipping an unreadable blob record");

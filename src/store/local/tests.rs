@@ -327,13 +327,15 @@ async fn a_crash_before_or_after_the_rename_shows_a_whole_version() {
     let (mut f, rel) = inner.tmp_file(&p).expect("tmp");
     f.write_all(b"new!").expect("write");
     let rec = inner.read_record(&p).expect("read").expect("record");
-    let mut next = rec.current.clone().expect("current");
+    // The last commit left its version as `pending` (folded into `current` by the next writer).
+    let seen = inner.resolve(&rec).expect("current");
+    let mut next = seen.clone();
     next.ino = f.metadata().expect("stat").ino();
     next.length = 4;
     next.etag = "\"new\"".to_string();
     let intent = Record {
         name: p.name.clone(),
-        current: rec.current.clone(),
+        current: Some(seen.clone()),
         pending: Some(Pending {
             version: next.clone(),
             source: rel.to_string_lossy().into_owned(),
