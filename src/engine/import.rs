@@ -575,6 +575,36 @@ fn buffer_size(
     usize::try_from(rounded).unwrap_or(usize::MAX)
 }
 
+/// Why a drive file (the manifest, a data file, a metadata or properties file) could not be
+/// opened, in the terms the drive, blob and file statuses share (azure-import-export.md §2.4,
+/// §2.5, §2.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenFailure {
+    /// It would leave the drive root, passes through a symbolic link, or is not a regular file.
+    NameInvalid,
+    /// It does not exist.
+    NotFound,
+    /// Permission denied.
+    AccessDenied,
+    /// Any other I/O error.
+    IoFailed,
+}
+
+impl OpenFailure {
+    fn of(e: &OpenError) -> OpenFailure {
+        match e {
+            OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => {
+                OpenFailure::NameInvalid
+            }
+            OpenError::Io { source, .. } => match source.kind() {
+                io::ErrorKind::NotFound => OpenFailure::NotFound,
+                io::ErrorKind::PermissionDenied => OpenFailure::AccessDenied,
+                _ => OpenFailure::IoFailed,
+            },
+        }
+    }
+}
+
 struct LoadedManifest {
     manifest: DriveManifest,
     md5: Md5Digest,
@@ -617,15 +647,11 @@ fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailur
         )
     })?;
     let file = ReadFile::open_beneath(&root, &rel.relative(), false).map_err(|e| {
-        let status = match &e {
-            OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => {
-                DriveLogStatus::ManifestNameInvalid
-            }
-            OpenError::Io { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => DriveLogStatus::ManifestNotFound,
-                io::ErrorKind::PermissionDenied => DriveLogStatus::ManifestAccessDenied,
-                _ => DriveLogStatus::ReadManifestFailed,
-            },
+        let status = match OpenFailure::of(&e) {
+            OpenFailure::NameInvalid => DriveLogStatus::ManifestNameInvalid,
+            OpenFailure::NotFound => DriveLogStatus::ManifestNotFound,
+            OpenFailure::AccessDenied => DriveLogStatus::ManifestAccessDenied,
+            OpenFailure::IoFailed => DriveLogStatus::ReadManifestFailed,
         };
         fail(status, e.to_string(), None)
     })?;
@@ -850,15 +876,11 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     let file = match ReadFile::open_beneath(&ctx.root, &rel.relative(), direct) {
         Ok(f) => f,
         Err(e) => {
-            let status = match &e {
-                OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => {
-                    BlobStatus::FileNameInvalid
-                }
-                OpenError::Io { source, .. } => match source.kind() {
-                    io::ErrorKind::NotFound => BlobStatus::FileNotFound,
-                    io::ErrorKind::PermissionDenied => BlobStatus::FileAccessDenied,
-                    _ => BlobStatus::IOFailed,
-                },
+            let status = match OpenFailure::of(&e) {
+                OpenFailure::NameInvalid => BlobStatus::FileNameInvalid,
+                OpenFailure::NotFound => BlobStatus::FileNotFound,
+                OpenFailure::AccessDenied => BlobStatus::FileAccessDenied,
+                OpenFailure::IoFailed => BlobStatus::IOFailed,
             };
             ctx.events.emit(warning(
                 status.as_str(),
@@ -1565,15 +1587,11 @@ fn read_side_file(ctx: &Ctx, hashed: &HashedPath, kind: SideKind) -> SideFile {
     let file = match ReadFile::open_beneath(&ctx.root, &rel.relative(), false) {
         Ok(f) => f,
         Err(e) => {
-            let status = match &e {
-                OpenError::Escapes { .. } | OpenError::NotRegularFile { .. } => {
-                    FileLogStatus::FileNameInvalid
-                }
-                OpenError::Io { source, .. } => match source.kind() {
-                    io::ErrorKind::NotFound => FileLogStatus::FileNotFound,
-                    io::ErrorKind::PermissionDenied => FileLogStatus::FileAccessDenied,
-                    _ => FileLogStatus::IOFailed,
-                },
+            let status = match OpenFailure::of(&e) {
+                OpenFailure::NameInvalid => FileLogStatus::FileNameInvalid,
+                OpenFailure::NotFound => FileLogStatus::FileNotFound,
+                OpenFailure::AccessDenied => FileLogStatus::FileAccessDenied,
+                OpenFailure::IoFailed => FileLogStatus::IOFailed,
             };
             return SideFile::Failed(status, e.to_string());
         }
