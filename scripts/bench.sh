@@ -2,7 +2,9 @@
 # Run the criterion benches and print the README's performance table: each import case as a ratio
 # of the MD5 ceiling (cores × single-thread md-5, measured in the same run), the hash pool's 2-thread
 # speed-up, and peak RSS of the release binary at default settings on every bench drive and on a
-# 2 GiB against an 8 GiB drive. Takes about 10 minutes and ~14 GB of disk under target/bench-data.
+# 2 GiB against an 8 GiB drive. Takes about 15 minutes and up to ~35 GB of disk under
+# target/bench-data (many-file stores are kept until the end of the import bench, see
+# benches/import.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -10,6 +12,11 @@ data="$CARGO_TARGET_DIR/bench-data"
 
 cargo build --release --quiet
 cargo bench --bench hash -- --warm-up-time 1 --measurement-time 5 2>&1 | grep -E '^(block|md5)|time:|thrpt:' || true
+# On ext4 without a journal (this machine kind's root file system), creating files soon after many
+# were deleted is slow (the allocator skips recently freed inodes); dropping clean caches forgets
+# them. Needs root; harmless otherwise.
+settle() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+settle
 cargo bench --bench import 2>&1 | grep -E '^(import|md5)|time:|thrpt:' || true
 
 # Peak RSS of the binary at default settings (O_DIRECT reads, fsync on).
@@ -35,6 +42,7 @@ big_drive() { # GiB -> drive with one file of that size
   fi
   echo "$d"
 }
+settle
 {
   for d in "$data"/one_2GiB_file-* "$data"/2GiB_of_256KiB_files-* "$data"/20000_files_of_4KiB-*; do
     [ -d "$d" ] && echo "rss $(basename "$d") $(rss "$d")"
