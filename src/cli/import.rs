@@ -159,9 +159,38 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
 
     let started = Instant::now();
     let events: Arc<dyn EventSink> = sink.clone();
-    let report = run_with_signals(cancel.clone(), async {
-        Ok(import_drive(&config, store, events, cancel.clone()).await?)
+    let outcome = run_with_signals(cancel.clone(), async {
+        Ok(import_drive(&config, store, events, cancel.clone()).await)
     })?;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            // The station itself failed: still end the stream with a result.
+            let error = format!("{:#}", anyhow::Error::new(e));
+            let mut drive_status = DriveStatus::new(
+                args.drive_id
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_string()),
+                DriveState::Transferring,
+            );
+            drive_status.manifest_file = Some(args.manifest.clone());
+            drive_status.copy_status = Some(drivecopy::copylog::DriveLogStatus::InternalError);
+            sink.emit(Event::Result(Box::new(ResultEvent {
+                command: "import".to_string(),
+                outcome: "Internal".to_string(),
+                exit_code: Exit::Internal.code(),
+                drive_status,
+                blobs_total: 0,
+                blobs_failed: 0,
+                bytes_total: 0,
+                elapsed_seconds: started.elapsed().as_secs_f64(),
+                bytes_per_second: 0.0,
+                error: Some(error.clone()),
+            })));
+            eprintln!("drivecopy: error: {error}");
+            return Ok(Exit::Internal);
+        }
+    };
     let (exit, result) = result_event(&report, started.elapsed().as_secs_f64());
     sink.emit(Event::Result(Box::new(result)));
     Ok(exit)
