@@ -706,6 +706,17 @@ fn a_page_blob_keeps_its_holes() {
             allocated < (len / 4) as u64,
             "the store file is sparse: {allocated} bytes allocated"
         );
+        let on_drive = fx.drive.join("vhds").join("disk.vhd");
+        let drive_allocated = std::fs::metadata(&on_drive).unwrap().blocks() * 512;
+        assert_eq!(
+            std::fs::read(&on_drive).unwrap(),
+            disk,
+            "prepare copied the disk exactly"
+        );
+        assert!(
+            drive_allocated < (len / 4) as u64,
+            "prepare keeps the holes on the drive: {drive_allocated} bytes allocated"
+        );
 
         let path = blob("vhds/disk.vhd");
         assert_eq!(

@@ -21,6 +21,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -488,6 +489,11 @@ fn prepare_item(
                     length: r.end - r.start,
                     hash: hash_block(&data[start..end]).md5,
                 });
+                // A page blob's copy keeps its holes: only non-zero pages are written.
+                if let Some(out) = output.as_mut() {
+                    out.write_all_at(&data[start..end], r.start)
+                        .map_err(|e| skip(format!("write the drive copy: {e}")))?;
+                }
             }
         } else {
             let md5 = hash_block(data).md5;
@@ -498,13 +504,17 @@ fn prepare_item(
                 hash: md5,
             });
         }
-        if let Some(out) = output.as_mut() {
+        if let (false, Some(out)) = (item.page, output.as_mut()) {
             out.write_all(data)
                 .map_err(|e| skip(format!("write the drive copy: {e}")))?;
         }
         offset += want as u64;
     }
     if let Some(out) = output {
+        if item.page {
+            out.set_len(length)
+                .map_err(|e| skip(format!("size the drive copy: {e}")))?;
+        }
         out.sync_all()
             .map_err(|e| skip(format!("sync the drive copy: {e}")))?;
     }
