@@ -133,7 +133,7 @@ prep_secs=$(since "$t0")
 prep_rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/prepare.err")
 manifest_blobs=$(json .blobs "$work/prepare.json")
 manifest_bytes=$(json .bytes "$work/prepare.json")
-manifest_hash=$(json .driveInfo.manifestHash "$work/prepare.json")
+manifest_hash=$(json .manifestHash "$work/prepare.json")
 # Skipped source paths, NUL-separated (jq or python3).
 if command -v jq >/dev/null; then
   jq -j '.skipped[] | .path + "\u0000"' "$work/prepare.json" >"$work/skipped.z"

@@ -54,7 +54,7 @@ pub struct ImportArgs {
     /// `error`: an error log when something failed; `verbose`: also a log of every blob.
     #[arg(long, value_enum, default_value_t = LogLevelArg::Error)]
     pub log_level: LogLevelArg,
-    /// Memory for block buffers (e.g. `128MiB`); the pool holds memory / block size buffers.
+    /// Memory for block buffers (e.g. `64MiB`); the pool holds memory / block size buffers.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MEMORY_BYTES)]
     pub memory: u64,
     /// Blobs imported at once.
