@@ -17,6 +17,7 @@
 //! | [`digest`] | MD5 digests in Base16 and Base64 |
 //! | [`job`] | the Import/Export job and drive state machines (pure) |
 //! | [`store`] | the `BlobStore` trait and its backends |
+//! | [`jobstore`] | where jobs live: the `JobStore` trait (directory, blob), optimistic concurrency |
 //! | [`engine`] | the copy engine: readers, buffer pool, hashing, the import and prepare pipelines |
 //! | [`events`] | the JSON-lines event schema an orchestrator reads (start, progress, warning, result) |
 
@@ -26,6 +27,7 @@ pub mod digest;
 pub mod engine;
 pub mod events;
 pub mod job;
+pub mod jobstore;
 pub mod manifest;
 pub mod metadata;
 pub mod names;
