@@ -8,6 +8,7 @@ mod args;
 pub mod exit;
 mod import;
 mod inspect;
+mod job;
 mod output;
 mod prepare;
 
@@ -40,6 +41,8 @@ pub enum Command {
     /// Inspect drive logs (error and verbose logs).
     #[command(subcommand)]
     Log(inspect::LogCommand),
+    /// Manage Import/Export jobs: create, show, list, update, arrivals, faults, ship-back, delete.
+    Job(job::JobArgs),
 }
 
 /// Run the parsed command line.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Prepare(args) => prepare::run(args),
         Command::Manifest(cmd) => inspect::manifest(cmd),
         Command::Log(cmd) => inspect::log(cmd),
+        Command::Job(args) => job::run(args),
     }
 }
 

@@ -89,7 +89,7 @@ impl BlobJobStore {
                         .write(true)
                         .open(&path)
                 })
-                .and_then(|file| file.lock().map(|()| file));
+                .and_then(|file| super::lock_exclusive(&file).map(|()| file));
             file.map_err(|source| JobStoreError::Io {
                 name: owned,
                 op: "lock",

@@ -112,7 +112,7 @@ impl Inner {
             .write(true)
             .open(&path)
             .map_err(io_err(name, "open", &path))?;
-        file.lock().map_err(io_err(name, "lock", &path))?;
+        super::lock_exclusive(&file).map_err(io_err(name, "lock", &path))?;
         Ok(file)
     }
 

@@ -1,0 +1,285 @@
+//! End-to-end tests of `drivecopy job ...` on both job stores (a directory, and a local blob
+//! store): the CLI round trip of an import job, and concurrent processes updating different drives
+//! of one job without losing an update.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use drivecopy::job::Job;
+use drivecopy::jobstore::{BlobJobStore, DirJobStore, JobStore, DEFAULT_JOB_CONTAINER};
+use drivecopy::store::local::LocalStore;
+use serde_json::{json, Value};
+
+const KEY: &str = "238810-662376-448998-450120-652806-203390-606320-483076";
+
+fn drivecopy(store: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drivecopy"));
+    cmd.env_remove("DRIVECOPY_JOB_STORE")
+        .env_remove("RUST_LOG")
+        .args(["job", "--job-store", store]);
+    cmd
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
+    }
+    fn describe(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn finish(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn job(store: &str, args: &[&str]) -> Run {
+    finish(drivecopy(store).args(args).output().expect("run drivecopy"))
+}
+
+fn ok(store: &str, args: &[&str]) -> Value {
+    let run = job(store, args);
+    assert_eq!(run.code, 0, "{args:?}: {}", run.describe());
+    run.json()
+}
+
+fn write_json(path: &Path, value: &Value) -> String {
+    std::fs::write(path, serde_json::to_vec(value).expect("json")).expect("write body");
+    path.display().to_string()
+}
+
+fn put_body(drives: &[String]) -> Value {
+    json!({
+        "location": "West US",
+        "properties": {
+            "storageAccountId": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
+            "jobType": "Import",
+            "returnAddress": {
+                "recipientName": "Tets", "streetAddress1": "Street1", "city": "Redmond",
+                "postalCode": "98007", "countryOrRegion": "USA", "phone": "4250000000",
+                "email": "test@contoso.com"
+            },
+            "driveList": drives.iter().map(|id| json!({
+                "driveId": id,
+                "bitLockerKey": KEY,
+                "manifestFile": "\\DriveManifest.xml",
+                "manifestHash": "109B21108597EF36D5785F08303F3638",
+            })).collect::<Vec<_>>(),
+        }
+    })
+}
+
+/// The two stores under test, as `--job-store` values, rooted in `root`.
+fn store_specs(root: &Path) -> [(String, &'static str); 2] {
+    [
+        (root.join("dir").display().to_string(), "dir"),
+        (format!("blob:{}", root.join("blob").display()), "blob"),
+    ]
+}
+
+/// Read job `name` (document and version counter) through the library.
+fn stored(spec: &str, name: &str) -> Job {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store: Box<dyn JobStore> = match spec.strip_prefix("blob:") {
+            Some(path) => Box::new(BlobJobStore::new(
+                std::sync::Arc::new(LocalStore::open(Path::new(path)).expect("local store")),
+                DEFAULT_JOB_CONTAINER,
+            )),
+            None => Box::new(DirJobStore::open(spec).expect("dir store")),
+        };
+        store.get(name).await.expect("get").expect("job exists").job
+    })
+}
+
+fn drive_states(response: &Value) -> Vec<String> {
+    response["properties"]["driveList"]
+        .as_array()
+        .expect("driveList")
+        .iter()
+        .map(|d| d["state"].as_str().expect("state").to_owned())
+        .collect()
+}
+
+#[test]
+fn cli_round_trip_on_both_stores() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let drives = vec!["D1".to_owned(), "D2".to_owned()];
+    let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
+    let ship = write_json(
+        &tmp.path().join("ship.json"),
+        &json!({"properties": {"state": "Shipping"}}),
+    );
+    let ship_with_package = write_json(
+        &tmp.path().join("ship2.json"),
+        &json!({"properties": {"state": "Shipping",
+            "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "123456"}}}),
+    );
+    for (spec, kind) in store_specs(tmp.path()) {
+        let created = ok(&spec, &["create", "imp1", "--from", &put]);
+        assert_eq!(created["type"], "Microsoft.ImportExport/jobs", "{kind}");
+        assert_eq!(created["properties"]["state"], "Creating", "{kind}");
+        assert!(!created.to_string().contains(KEY), "{kind}: key leaked");
+
+        let again = job(&spec, &["create", "imp1", "--from", &put]);
+        assert_eq!(again.code, 2, "{kind}: {}", again.describe());
+
+        let refused = job(&spec, &["update", "imp1", "--from", &ship]);
+        assert_eq!(refused.code, 6, "{kind}: {}", refused.describe());
+        assert!(
+            refused.stderr.contains("deliveryPackage"),
+            "{kind}: {}",
+            refused.stderr
+        );
+        assert!(refused.stdout.is_empty(), "{kind}");
+        assert_eq!(
+            stored(&spec, "imp1").drivecopy.version,
+            1,
+            "{kind}: nothing written"
+        );
+
+        let shipping = ok(&spec, &["update", "imp1", "--from", &ship_with_package]);
+        assert_eq!(shipping["properties"]["state"], "Shipping", "{kind}");
+        assert_eq!(
+            shipping["properties"]["deliveryPackage"]["trackingNumber"],
+            "123456"
+        );
+
+        let unknown = job(&spec, &["receive", "nosuchjob", "D1"]);
+        assert_eq!(unknown.code, 2, "{kind}: {}", unknown.describe());
+
+        ok(&spec, &["receive", "imp1", "D1", "D2"]);
+        let shown = ok(&spec, &["show", "imp1"]);
+        assert_eq!(shown["name"], "imp1");
+        assert_eq!(shown["properties"]["state"], "Received", "{kind}");
+        assert_eq!(drive_states(&shown), ["Received", "Received"], "{kind}");
+        assert!(!shown.to_string().contains("bitLockerKey"), "{kind}");
+        let operator = ok(&spec, &["show", "imp1", "--show-bitlocker-keys"]);
+        assert_eq!(operator["properties"]["driveList"][0]["bitLockerKey"], KEY);
+
+        let delete = job(&spec, &["delete", "imp1"]);
+        assert_eq!(
+            delete.code,
+            6,
+            "{kind}: delete in Received: {}",
+            delete.describe()
+        );
+
+        let faulted = ok(
+            &spec,
+            &["fault", "imp1", "--drive", "D2", "--reason", "cracked"],
+        );
+        assert_eq!(drive_states(&faulted), ["Received", "Faulted"], "{kind}");
+        let resolved = ok(&spec, &["resolve", "imp1", "--drive", "D2"]);
+        assert_eq!(drive_states(&resolved), ["Received", "Received"], "{kind}");
+
+        let list = ok(&spec, &["list"]);
+        let items = list.as_array().expect("array");
+        assert_eq!(items.len(), 1, "{kind}");
+        assert_eq!(items[0]["name"], "imp1");
+        assert!(items[0]["properties"].get("driveList").is_none(), "{kind}");
+        assert_eq!(stored(&spec, "imp1").drivecopy.version, 5, "{kind}");
+    }
+}
+
+/// Start one `drivecopy job` process per drive, all at once, and wait for every one.
+fn all_at_once(spec: &str, drives: &[String], args: impl Fn(&str) -> Vec<String>) {
+    let children: Vec<_> = drives
+        .iter()
+        .map(|id| {
+            drivecopy(spec)
+                .args(args(id))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn drivecopy")
+        })
+        .collect();
+    for (child, id) in children.into_iter().zip(drives) {
+        let run = finish(child.wait_with_output().expect("wait"));
+        assert_eq!(run.code, 0, "{spec} drive {id}: {}", run.describe());
+    }
+}
+
+#[test]
+fn ten_concurrent_processes_lose_no_update_on_both_stores() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let drives: Vec<String> = (0..10).map(|i| format!("DRIVE{i}")).collect();
+    let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
+    let ship = write_json(
+        &tmp.path().join("ship.json"),
+        &json!({"properties": {"state": "Shipping",
+            "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}}}),
+    );
+    for (spec, kind) in store_specs(tmp.path()) {
+        ok(&spec, &["create", "shared", "--from", &put]);
+        ok(&spec, &["update", "shared", "--from", &ship]);
+        assert_eq!(stored(&spec, "shared").drivecopy.version, 2);
+
+        // Each process receives its own drive. The first arrival marks the others NeverReceived;
+        // each later one must still find its drive and move it to Received.
+        all_at_once(&spec, &drives, |id| {
+            ["receive", "shared", id].map(str::to_owned).to_vec()
+        });
+        let after = stored(&spec, "shared");
+        for drive in &after.properties.drive_list {
+            assert_eq!(
+                drive.state.as_str(),
+                "Received",
+                "{kind}: {}",
+                drive.drive_id
+            );
+        }
+        assert_eq!(
+            after.drivecopy.version,
+            2 + 10,
+            "{kind}: one version per change"
+        );
+
+        // Each process faults its own drive.
+        all_at_once(&spec, &drives, |id| {
+            [
+                "fault",
+                "shared",
+                "--drive",
+                id,
+                "--reason",
+                &format!("check {id}"),
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        });
+        let after = stored(&spec, "shared");
+        for drive in &after.properties.drive_list {
+            assert_eq!(
+                drive.state.as_str(),
+                "Faulted",
+                "{kind}: {}",
+                drive.drive_id
+            );
+        }
+        assert_eq!(
+            after.drivecopy.errors.len(),
+            10,
+            "{kind}: every fault recorded"
+        );
+        assert_eq!(after.drivecopy.version, 2 + 10 + 10, "{kind}");
+    }
+}
