@@ -283,3 +283,66 @@ fn ten_concurrent_processes_lose_no_update_on_both_stores() {
         assert_eq!(after.drivecopy.version, 2 + 10 + 10, "{kind}");
     }
 }
+
+#[test]
+fn cancel_ship_back_delete_and_timeouts_through_the_cli() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("jobs").display().to_string();
+    let put = write_json(&tmp.path().join("put.json"), &put_body(&["D1".to_owned()]));
+    let ship = write_json(
+        &tmp.path().join("ship.json"),
+        &json!({"properties": {"state": "Shipping",
+            "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}}}),
+    );
+    let t0 = "2026-01-05T09:00:00Z";
+    ok(&spec, &["--now", t0, "create", "c1", "--from", &put]);
+    ok(&spec, &["update", "c1", "--from", &ship]);
+    ok(&spec, &["receive", "c1", "D1"]);
+    let early = job(
+        &spec,
+        &["ship-back", "c1", "--carrier", "UPS", "--tracking", "9"],
+    );
+    assert_eq!(
+        early.code,
+        6,
+        "ship back before Packaging: {}",
+        early.describe()
+    );
+
+    // A cancelled job skips the copy: Received -> Packaging, then back to the customer.
+    let cancelled = ok(&spec, &["cancel", "c1"]);
+    assert_eq!(cancelled["properties"]["cancelRequested"], true);
+    assert_eq!(cancelled["properties"]["state"], "Packaging");
+    let back = ok(
+        &spec,
+        &[
+            "ship-back",
+            "c1",
+            "--carrier",
+            "UPS",
+            "--tracking",
+            "9",
+            "--ship-date",
+            "2026-02-01",
+        ],
+    );
+    assert_eq!(back["properties"]["state"], "Completed");
+    assert_eq!(drive_states(&back), ["ShippedBack"]);
+    assert_eq!(back["properties"]["returnPackage"]["driveCount"], 1);
+    let deleted = ok(&spec, &["delete", "c1"]);
+    assert_eq!(deleted, json!({"name": "c1", "deleted": true}));
+    assert_eq!(job(&spec, &["show", "c1"]).code, 2, "deleted jobs are gone");
+
+    // 14 days in Creating without an update: the tick deletes the job; before that, nothing.
+    ok(&spec, &["--now", t0, "create", "c2", "--from", &put]);
+    let idle = ok(&spec, &["--now", "2026-01-10T09:00:00Z", "tick", "c2"]);
+    assert_eq!(idle["properties"]["state"], "Creating");
+    assert_eq!(
+        stored(&spec, "c2").drivecopy.version,
+        1,
+        "an idle tick writes nothing"
+    );
+    let expired = ok(&spec, &["--now", "2026-01-19T09:00:00Z", "tick", "c2"]);
+    assert_eq!(expired["deleted"], true);
+    assert_eq!(job(&spec, &["show", "c2"]).code, 2);
+}

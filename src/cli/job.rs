@@ -432,3 +432,55 @@ async fn command(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_store_specs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("d");
+        let store = open_store(dir.to_str().expect("utf-8"))
+            .expect("opens")
+            .expect("a directory");
+        assert!(format!("{store:?}").contains("DirJobStore"));
+        assert!(dir.is_dir());
+        let blob = format!("blob:{}", tmp.path().join("b").display());
+        let store = open_store(&blob).expect("opens").expect("a blob store");
+        assert!(format!("{store:?}").contains("BlobJobStore"));
+        let url = format!("file://{}", tmp.path().join("c").display());
+        let store = open_store(&url).expect("opens").expect("a blob store");
+        assert!(format!("{store:?}").contains("BlobJobStore"));
+        let azure = open_store("https://acct.blob.core.windows.net/jobs").expect("no I/O");
+        assert!(azure.is_err(), "remote stores are a later issue");
+    }
+
+    #[test]
+    fn refusals_by_state_are_illegal_transitions_and_bad_input_is_usage() {
+        let state = JobError::JobState {
+            job: "j".into(),
+            event: "delete",
+            state: drivecopy::job::JobState::Received,
+        };
+        assert!(is_illegal(&state));
+        let unknown = JobError::UnknownDrive {
+            job: "j".into(),
+            drive: "X".into(),
+        };
+        assert!(!is_illegal(&unknown));
+        let exit = refuse(JobStoreError::Transition {
+            name: "j".into(),
+            source: state,
+        })
+        .expect("an exit");
+        assert_eq!(exit, Exit::IllegalTransition);
+        let exit = refuse(JobStoreError::NotFound { name: "j".into() }).expect("an exit");
+        assert_eq!(exit, Exit::Usage);
+        assert!(refuse(JobStoreError::Contended {
+            name: "j".into(),
+            attempts: 100
+        })
+        .is_err());
+    }
+}
