@@ -1249,7 +1249,7 @@ fn block_ids(blob: &Blob) -> Vec<BlockId> {
 }
 
 fn offsets_aligned(blob: &Blob) -> bool {
-    let aligned = |o: u64| o % 4096 == 0;
+    let aligned = |o: u64| o.is_multiple_of(4096);
     match (&blob.block_list, &blob.page_range_list) {
         (Some(blocks), _) => blocks.iter().all(|b| aligned(b.offset)),
         (None, Some(ranges)) => ranges.iter().all(|r| aligned(r.offset)),

@@ -574,7 +574,7 @@ impl Reader {
         buf.set_len(0);
         let inner = &file.inner;
         let want = if inner.direct {
-            if offset % DIRECT_ALIGN_BYTES != 0 {
+            if !offset.is_multiple_of(DIRECT_ALIGN_BYTES) {
                 let err = ReadError::UnalignedOffset {
                     rel: inner.rel.clone(),
                     offset_bytes: offset,

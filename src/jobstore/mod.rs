@@ -287,11 +287,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Take an exclusive lock on `file` (an `flock` on Linux), blocking until it is free; released
 /// when the file is closed. Used by both stores to make a compare-and-swap atomic across processes.
-///
-/// `File::lock` is stable since Rust 1.89 (the project builds with 1.95). The crate's declared
-/// `rust-version` is still 1.85: raising it is left to the crate owner, since clippy then asks for
-/// `is_multiple_of` in nine places outside this module.
-#[allow(clippy::incompatible_msrv)]
+/// `File::lock` is stable since Rust 1.89, the crate's `rust-version`.
 fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
     file.lock()
 }

@@ -489,7 +489,7 @@ fn check_blob(out: &mut BlobProblems<'_>, blob: &Blob, limits: &Limits) {
             };
             out.push("Length", kind);
         }
-        if blob.length % PAGE_BYTES != 0 {
+        if !blob.length.is_multiple_of(PAGE_BYTES) {
             out.push(
                 "Length",
                 ProblemKind::PageBlobLengthUnaligned {

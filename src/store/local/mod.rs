@@ -136,6 +136,9 @@ const BACKEND: &str = "local";
 const LOCK_STRIPES: usize = 64;
 const PUBLISH_ATTEMPTS: usize = 8;
 const READ_ATTEMPTS: usize = 4;
+/// How often a reader re-reads a record that matches no data file (a write in flight) before it
+/// calls the blob absent (an interrupted write whose leftover the next writer settles).
+const CURRENT_ATTEMPTS: u32 = 12;
 /// Open staging areas kept in memory before idle ones are closed (each holds two files).
 const MAX_IDLE_STAGING: usize = 256;
 
@@ -250,9 +253,9 @@ fn open_direct(file: &Path) -> Option<File> {
 
 /// Whether `data` at `offset` can be written with `O_DIRECT`.
 fn direct_aligned(data: &[u8], offset: u64) -> bool {
-    (data.as_ptr() as usize) % DIRECT_ALIGN == 0
-        && data.len() % DIRECT_ALIGN == 0
-        && offset % DIRECT_ALIGN as u64 == 0
+    (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+        && data.len().is_multiple_of(DIRECT_ALIGN)
+        && offset.is_multiple_of(DIRECT_ALIGN as u64)
 }
 
 /// Write `data` at `offset` through `direct` when it is aligned for `O_DIRECT`, else (or if the
@@ -1247,13 +1250,28 @@ impl Inner {
     }
 
     /// The version readers see, or `NotFound`.
+    /// The version readers see now.
+    ///
+    /// A record whose versions match no file on disk was read just before another writer (this
+    /// process or another) renamed a new data file into place: the record is read again, so a
+    /// blob being overwritten never reads as absent.
     fn current(&self, path: &BlobPath) -> Result<Version, StoreError> {
         check_path(path)?;
-        self.read_record(path)?
-            .and_then(|rec| self.resolve(&rec))
-            .ok_or_else(|| StoreError::NotFound {
-                path: path.to_string(),
-            })
+        for attempt in 0..CURRENT_ATTEMPTS {
+            let Some(rec) = self.read_record(path)? else {
+                break;
+            };
+            if let Some(v) = self.resolve(&rec) {
+                return Ok(v);
+            }
+            if rec.current.is_none() && rec.pending.is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200 << attempt.min(6)));
+        }
+        Err(StoreError::NotFound {
+            path: path.to_string(),
+        })
     }
 
     /// Open the current data file and its version, consistently (the file's inode matches).
@@ -1310,7 +1328,10 @@ impl Inner {
     ) -> Result<(), StoreError> {
         check_path(path)?;
         let len = data.len() as u64;
-        if len == 0 || len > MAX_PUT_PAGE_BYTES || len % PAGE_BYTES != 0 || offset % PAGE_BYTES != 0
+        if len == 0
+            || len > MAX_PUT_PAGE_BYTES
+            || !len.is_multiple_of(PAGE_BYTES)
+            || !offset.is_multiple_of(PAGE_BYTES)
         {
             return Err(invalid(
                 path,
@@ -1592,7 +1613,7 @@ impl BlobStore for LocalStore {
         length_bytes: u64,
         options: CommitOptions,
     ) -> Result<BlobProperties, StoreError> {
-        if length_bytes % PAGE_BYTES != 0 || length_bytes > MAX_PAGE_BLOB_BYTES {
+        if !length_bytes.is_multiple_of(PAGE_BYTES) || length_bytes > MAX_PAGE_BLOB_BYTES {
             return Err(invalid(
                 path,
                 format!("page blob length {length_bytes} is not a multiple of 512 up to 8 TiB"),
