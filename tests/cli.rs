@@ -5,10 +5,13 @@
 //! Fixtures are the sample documents of `tests/data/` (described in `tests/data/README.md`) and
 //! drives made on the fly in temporary directories with `drivecopy prepare`.
 
+mod util;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use util::{finish, Run};
 
 use drivecopy::copylog::{DriveLog, RangeList, RangeStatus};
 use md5::{Digest as _, Md5};
@@ -24,30 +27,6 @@ fn drivecopy() -> Command {
         .env_remove("DRIVECOPY_CONTAINER_SAS")
         .env_remove("RUST_LOG");
     cmd
-}
-
-/// What one run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn finish(output: Output) -> Run {
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 /// Run `drivecopy args...` to the end.

@@ -2,8 +2,11 @@
 //! store): the CLI round trip of an import job, and concurrent processes updating different drives
 //! of one job without losing an update.
 
+mod util;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use util::{finish, Run};
 
 use drivecopy::job::Job;
 use drivecopy::jobstore::{BlobJobStore, DirJobStore, JobStore, DEFAULT_JOB_CONTAINER};
@@ -18,33 +21,6 @@ fn drivecopy(store: &str) -> Command {
         .env_remove("RUST_LOG")
         .args(["job", "--job-store", store]);
     cmd
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
-    }
-    fn describe(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn finish(output: Output) -> Run {
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 fn job(store: &str, args: &[&str]) -> Run {
