@@ -322,3 +322,203 @@ fn cancel_ship_back_delete_and_timeouts_through_the_cli() {
     assert_eq!(expired["deleted"], true);
     assert_eq!(job(&spec, &["show", "c2"]).code, 2);
 }
+
+/// `drivecopy prepare` a drive with id `drive_id` holding a few files of generated data; returns
+/// the drive root.
+fn prepare_drive(root: &Path, drive_id: &str, seed: u64) -> std::path::PathBuf {
+    let src = root.join(format!("src-{drive_id}"));
+    let drive = root.join(format!("drive-{drive_id}"));
+    std::fs::create_dir_all(&src).expect("mkdir src");
+    std::fs::create_dir_all(&drive).expect("mkdir drive");
+    for i in 0..4u64 {
+        let data = util::random_bytes(300_000 + i as usize * 1000, seed + i);
+        std::fs::write(src.join(format!("file{i}.bin")), data).expect("write source");
+    }
+    let run = finish(
+        Command::new(env!("CARGO_BIN_EXE_drivecopy"))
+            .args(["prepare", "--drive"])
+            .arg(&drive)
+            .arg("--src")
+            .arg(&src)
+            .args([
+                "--dst",
+                &format!("data/{}/", drive_id.to_lowercase()),
+                "--drive-id",
+                drive_id,
+                "--block-size",
+                "65536",
+            ])
+            .output()
+            .expect("run prepare"),
+    );
+    assert_eq!(run.code, 0, "prepare: {}", run.describe());
+    drive
+}
+
+/// `drivecopy import` of `drive` as drive `drive_id` of job `name`, started (not waited for).
+fn spawn_import(
+    spec: &str,
+    name: &str,
+    drive_id: &str,
+    drive: &Path,
+    dest: &Path,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_drivecopy"))
+        .env_remove("DRIVECOPY_JOB_STORE")
+        .args([
+            "import",
+            "--no-fsync",
+            "--job",
+            name,
+            "--job-store",
+            spec,
+            "--drive-id",
+            drive_id,
+            "--drive",
+        ])
+        .arg(drive)
+        .arg("--dest")
+        .arg(dest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn import")
+}
+
+/// The `result` line of an import's stdout.
+fn result_of(run: &Run) -> Value {
+    let last = run.stdout.lines().last().unwrap_or_default();
+    let value: Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", run.describe()));
+    assert_eq!(value["type"], "result", "{}", run.describe());
+    value
+}
+
+#[test]
+fn two_imports_at_once_feed_one_job_through_to_closed_on_both_stores() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let drives = vec!["DRIVEA".to_owned(), "DRIVEB".to_owned()];
+    let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
+    let ship = write_json(
+        &tmp.path().join("ship.json"),
+        &json!({"properties": {"state": "Shipping",
+            "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "123456"}}}),
+    );
+    let clean = prepare_drive(tmp.path(), "DRIVEA", 1);
+    let corrupt = prepare_drive(tmp.path(), "DRIVEB", 100);
+    // One byte flipped in the second 64 KiB block of one file of drive B.
+    let victim = corrupt.join("data").join("driveb").join("file1.bin");
+    let mut bytes = std::fs::read(&victim).expect("read victim");
+    bytes[65_536 + 10] ^= 0xFF;
+    std::fs::write(&victim, bytes).expect("corrupt victim");
+
+    for (spec, kind) in store_specs(tmp.path()) {
+        let name = format!("e2e{kind}");
+        ok(&spec, &["create", &name, "--from", &put]);
+        // Refused before anything arrives: the job is not Received yet.
+        let early = finish(
+            spawn_import(&spec, &name, "DRIVEA", &clean, &tmp.path().join("early"))
+                .wait_with_output()
+                .expect("wait"),
+        );
+        assert_eq!(early.code, 6, "{kind}: {}", early.describe());
+        assert_eq!(result_of(&early)["outcome"], "Refused", "{kind}");
+        ok(&spec, &["update", &name, "--from", &ship]);
+        ok(&spec, &["receive", &name, "DRIVEA", "DRIVEB"]);
+        assert_eq!(
+            ok(&spec, &["show", &name])["properties"]["state"],
+            "Received",
+            "{kind}"
+        );
+
+        let dest = tmp.path().join(format!("store-{kind}"));
+        let a = spawn_import(&spec, &name, "DRIVEA", &clean, &dest);
+        let b = spawn_import(&spec, &name, "DRIVEB", &corrupt, &dest);
+        let (a, b) = (
+            finish(a.wait_with_output().expect("wait a")),
+            finish(b.wait_with_output().expect("wait b")),
+        );
+        assert_eq!(a.code, 0, "{kind} clean drive: {}", a.describe());
+        assert_eq!(b.code, 1, "{kind} corrupted drive: {}", b.describe());
+
+        let shown = ok(&spec, &["show", &name]);
+        let props = &shown["properties"];
+        assert_eq!(props["state"], "Packaging", "{kind}: {shown}");
+        let list = props["driveList"].as_array().expect("driveList");
+        let drive = |id: &str| {
+            list.iter()
+                .find(|d| d["driveId"] == id)
+                .expect("drive")
+                .clone()
+        };
+        let (da, db) = (drive("DRIVEA"), drive("DRIVEB"));
+        assert_eq!(
+            (da["state"].as_str(), da["copyStatus"].as_str()),
+            (Some("Completed"), Some("Completed")),
+            "{kind}"
+        );
+        assert_eq!(da["percentComplete"], 100, "{kind}");
+        assert_eq!(
+            (db["state"].as_str(), db["copyStatus"].as_str()),
+            (Some("CompletedMoreInfo"), Some("CompletedWithErrors")),
+            "{kind}"
+        );
+        let error_log = db["errorLogUri"].as_str().expect("errorLogUri");
+        assert!(
+            error_log.starts_with("file:///") && error_log.ends_with("_error.xml"),
+            "{error_log}"
+        );
+        assert_eq!(
+            result_of(&b)["driveStatus"]["errorLogUri"].as_str(),
+            Some(error_log),
+            "{kind}: the job and the result name the same log"
+        );
+        assert!(da["bytesSucceeded"].as_u64().unwrap_or(0) > 0, "{kind}");
+
+        let shipped = ok(
+            &spec,
+            &["ship-back", &name, "--carrier", "UPS", "--tracking", "77"],
+        );
+        assert_eq!(
+            shipped["properties"]["state"], "Closed",
+            "{kind}: a drive had errors"
+        );
+        assert_eq!(
+            drive_states(&shipped),
+            ["ShippedBack", "ShippedBack"],
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_job_skips_the_copy_and_the_result_says_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let drives = vec!["DRIVEC".to_owned()];
+    let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
+    let ship = write_json(
+        &tmp.path().join("ship.json"),
+        &json!({"properties": {"state": "Shipping",
+            "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}}}),
+    );
+    let drive = prepare_drive(tmp.path(), "DRIVEC", 7);
+    let spec = tmp.path().join("jobs").display().to_string();
+    ok(&spec, &["create", "cj", "--from", &put]);
+    ok(&spec, &["update", "cj", "--from", &ship]);
+    ok(&spec, &["receive", "cj", "DRIVEC"]);
+    ok(&spec, &["cancel", "cj"]);
+    let dest = tmp.path().join("store");
+    let run = finish(
+        spawn_import(&spec, "cj", "DRIVEC", &drive, &dest)
+            .wait_with_output()
+            .expect("wait"),
+    );
+    assert_eq!(run.code, 6, "{}", run.describe());
+    let result = result_of(&run);
+    assert_eq!(result["outcome"], "JobCancelled");
+    assert!(result["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("cancelled"));
+    assert!(!dest.join("data").exists(), "nothing was copied");
+}

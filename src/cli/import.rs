@@ -22,6 +22,7 @@ use drivecopy::store::BlobStore;
 
 use super::args::parse_size;
 use super::exit::Exit;
+use super::joblink::{JobLink, RecordingSink, Refusal};
 use super::output::StdoutSink;
 
 /// Arguments of `drivecopy import`.
@@ -64,6 +65,12 @@ pub struct ImportArgs {
     /// service versions).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BLOCK_BYTES)]
     pub max_block_bytes: u64,
+    /// Record the copy in job `--job` kept in this job store (a directory, or `blob:PATH`; see
+    /// `drivecopy job --help`): the drive goes `Transferring` before copying (refused, exit 6, if
+    /// the job is cancelled or its state does not allow it), its progress is recorded at most every
+    /// 5 s, and its final state, copy status and log URIs at the end. Needs `--drive-id`.
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub job_store: Option<String>,
     /// Read through the page cache instead of `O_DIRECT`.
     #[arg(long)]
     pub no_direct_io: bool,
@@ -157,36 +164,94 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     config.direct_io = !args.no_direct_io;
     config.limits = Limits::default().with_max_block_bytes(args.max_block_bytes);
 
+    let link = match (&args.job_store, &args.job, &args.drive_id) {
+        (None, _, _) => None,
+        (Some(spec), Some(job), Some(drive)) => match super::job::open_store(spec)? {
+            Ok(store) => Some(Arc::new(JobLink::new(store, job.clone(), drive.clone()))),
+            Err(message) => {
+                eprintln!("drivecopy: {message}");
+                return Ok(Exit::Usage);
+            }
+        },
+        (Some(_), _, _) => {
+            eprintln!("drivecopy: --job-store needs --job NAME and --drive-id ID");
+            return Ok(Exit::Usage);
+        }
+    };
+
     let started = Instant::now();
-    let events: Arc<dyn EventSink> = sink.clone();
     let outcome = run_with_signals(cancel.clone(), async {
-        Ok(import_drive(&config, store, events, cancel.clone()).await)
+        let events: Arc<dyn EventSink> = match &link {
+            Some(link) => Arc::new(RecordingSink::new(
+                sink.clone(),
+                Arc::clone(link),
+                tokio::runtime::Handle::current(),
+            )),
+            None => sink.clone(),
+        };
+        if let Some(link) = &link {
+            match link.start().await {
+                Ok(Ok(())) => {}
+                Ok(Err(refusal)) => return Ok(Finished::Refused(refusal)),
+                Err(e) => {
+                    return Ok(Finished::Failed(
+                        anyhow::Error::new(e).context("move the drive to Transferring in its job"),
+                    ))
+                }
+            }
+        }
+        let report = match import_drive(&config, store, events, cancel.clone()).await {
+            Ok(report) => report,
+            Err(e) => return Ok(Finished::Failed(anyhow::Error::new(e))),
+        };
+        if let (Some(link), false) = (&link, report.cancelled) {
+            if let Err(e) = link.finish(&report).await {
+                return Ok(Finished::Failed(
+                    anyhow::Error::new(e).context("record the finished copy in its job"),
+                ));
+            }
+        }
+        Ok(Finished::Copied(report))
     })?;
+    let drive_id = args
+        .drive_id
+        .clone()
+        .unwrap_or_else(|| "unknown".to_string());
     let report = match outcome {
-        Ok(report) => report,
-        Err(e) => {
+        Finished::Copied(report) => report,
+        Finished::Refused(refusal) => {
+            let (outcome, message) = match refusal {
+                Refusal::Cancelled(m) => (
+                    "JobCancelled",
+                    format!("the job was cancelled: copy skipped ({m})"),
+                ),
+                Refusal::Refused(m) => ("Refused", m),
+            };
+            eprintln!("drivecopy: {message}");
+            let mut drive_status = DriveStatus::new(drive_id, DriveState::Received);
+            drive_status.manifest_file = Some(args.manifest.clone());
+            sink.emit(bare_result(
+                outcome,
+                Exit::IllegalTransition,
+                drive_status,
+                started,
+                message,
+            ));
+            return Ok(Exit::IllegalTransition);
+        }
+        Finished::Failed(e) => {
             // The station itself failed: still end the stream with a result.
-            let error = format!("{:#}", anyhow::Error::new(e));
-            let mut drive_status = DriveStatus::new(
-                args.drive_id
-                    .clone()
-                    .unwrap_or_else(|| "unknown".to_string()),
-                DriveState::Transferring,
-            );
+            let error = format!("{e:#}");
+            let mut drive_status = DriveStatus::new(drive_id, DriveState::Transferring);
             drive_status.manifest_file = Some(args.manifest.clone());
             drive_status.copy_status = Some(drivecopy::copylog::DriveLogStatus::InternalError);
-            sink.emit(Event::Result(Box::new(ResultEvent {
-                command: "import".to_string(),
-                outcome: "Internal".to_string(),
-                exit_code: Exit::Internal.code(),
+            sink.emit(bare_result(
+                "Internal",
+                Exit::Internal,
                 drive_status,
-                blobs_total: 0,
-                blobs_failed: 0,
-                bytes_total: 0,
-                elapsed_seconds: started.elapsed().as_secs_f64(),
-                bytes_per_second: 0.0,
-                error: Some(error.clone()),
-            })));
+                started,
+                error.clone(),
+            ));
             eprintln!("drivecopy: error: {error}");
             return Ok(Exit::Internal);
         }
@@ -194,6 +259,38 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let (exit, result) = result_event(&report, started.elapsed().as_secs_f64());
     sink.emit(Event::Result(Box::new(result)));
     Ok(exit)
+}
+
+/// How an import run ended, before its `result` event is written.
+enum Finished {
+    /// The copy ran (completely, with errors, or cancelled by a signal).
+    Copied(ImportReport),
+    /// The job refused the copy.
+    Refused(Refusal),
+    /// The station failed (reader, hash pool, job store).
+    Failed(anyhow::Error),
+}
+
+/// A `result` event for a run that copied nothing.
+fn bare_result(
+    outcome: &str,
+    exit: Exit,
+    drive_status: DriveStatus,
+    started: Instant,
+    error: String,
+) -> Event {
+    Event::Result(Box::new(ResultEvent {
+        command: "import".to_string(),
+        outcome: outcome.to_string(),
+        exit_code: exit.code(),
+        drive_status,
+        blobs_total: 0,
+        blobs_failed: 0,
+        bytes_total: 0,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        bytes_per_second: 0.0,
+        error: Some(error),
+    }))
 }
 
 /// The exit code and `result` event for a finished import.

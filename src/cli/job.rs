@@ -151,7 +151,7 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 /// Open the job store named by `--job-store` (see [`JobArgs`]).
-fn open_store(spec: &str) -> anyhow::Result<Result<Arc<dyn JobStore>, String>> {
+pub(crate) fn open_store(spec: &str) -> anyhow::Result<Result<Arc<dyn JobStore>, String>> {
     let local = if let Some(rest) = spec.strip_prefix("blob:") {
         Some(rest)
     } else if spec.starts_with("file://") {

@@ -9,6 +9,7 @@ pub mod exit;
 mod import;
 mod inspect;
 mod job;
+mod joblink;
 mod output;
 mod prepare;
 

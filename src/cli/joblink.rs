@@ -1,0 +1,182 @@
+//! `import --job NAME --job-store STORE`: the copy engine feeding an Import/Export job.
+//!
+//! Before copying, the drive (and so the job) moves to `Transferring`; a drive that is already
+//! `Transferring` is an interrupted run being resumed. While copying, `percentComplete` and
+//! `bytesSucceeded` are recorded at most every [`RECORD_INTERVAL`]. At the end, the drive's final
+//! state, copy status and log URIs are recorded; the job moves to `Packaging` when its last drive
+//! finishes (the `job` module's rule). A cancelled job, or a job or drive whose state does not
+//! allow copying, refuses the copy before anything is read.
+//!
+//! Every write goes through `jobstore::update`, conditional on the version read, so copy stations
+//! importing other drives of the same job at the same time lose no update.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use drivecopy::engine::import::ImportReport;
+use drivecopy::events::{warning, Event, EventSink};
+use drivecopy::job::{CopyOutcome, DriveState, JobError};
+use drivecopy::jobstore::{update, JobStore, JobStoreError};
+
+/// The least time between two progress records in the job.
+pub const RECORD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One drive of one job in a job store.
+pub struct JobLink {
+    store: Arc<dyn JobStore>,
+    job: String,
+    drive_id: String,
+}
+
+/// Why the copy may not start.
+pub enum Refusal {
+    /// The job was cancelled: the copy step is skipped (azure-import-export.md §6.3).
+    Cancelled(String),
+    /// The job's or drive's state does not allow copying, or the job or drive is unknown.
+    Refused(String),
+}
+
+impl JobLink {
+    /// Link drive `drive_id` of job `job` in `store`.
+    pub fn new(store: Arc<dyn JobStore>, job: String, drive_id: String) -> Self {
+        JobLink {
+            store,
+            job,
+            drive_id,
+        }
+    }
+
+    /// Move the drive to `Transferring`, or accept it already there (a resumed run).
+    ///
+    /// # Errors
+    /// `Ok(Err(refusal))` when the job refuses the copy; `Err` for a store failure.
+    pub async fn start(&self) -> Result<Result<(), Refusal>, JobStoreError> {
+        let drive = self.drive_id.clone();
+        let started = update(
+            self.store.as_ref(),
+            &self.job,
+            OffsetDateTime::now_utc(),
+            |job, now| job.start_copy(&drive, now),
+        )
+        .await;
+        match started {
+            Ok(_) => Ok(Ok(())),
+            Err(JobStoreError::Transition { source, .. }) => {
+                let job = self.store.get(&self.job).await?.map(|s| s.job);
+                // A cancelled job refuses for that reason whatever state it has moved on to
+                // (cancelling a received job sends it to `Packaging` without a copy).
+                if matches!(source, JobError::Cancelled { .. })
+                    || job.as_ref().is_some_and(|j| j.properties.cancel_requested)
+                {
+                    return Ok(Err(Refusal::Cancelled(source.to_string())));
+                }
+                let transferring = job.is_some_and(|j| {
+                    j.properties
+                        .drive_list
+                        .iter()
+                        .any(|d| d.drive_id == self.drive_id && d.state == DriveState::Transferring)
+                });
+                if matches!(source, JobError::DriveState { .. }) && transferring {
+                    return Ok(Ok(()));
+                }
+                Ok(Err(Refusal::Refused(source.to_string())))
+            }
+            Err(e @ (JobStoreError::NotFound { .. } | JobStoreError::Name { .. })) => {
+                Ok(Err(Refusal::Refused(e.to_string())))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Record the finished copy: state, copy status, bytes and log URIs.
+    ///
+    /// # Errors
+    /// The store failure or the refused transition.
+    pub async fn finish(&self, report: &ImportReport) -> Result<(), JobStoreError> {
+        let mut outcome = CopyOutcome::new(report.status().clone());
+        outcome.bytes_succeeded = report.bytes_succeeded;
+        outcome.error_log_uri = report.error_log_uri.clone();
+        outcome.verbose_log_uri = report.verbose_log_uri.clone();
+        let drive = self.drive_id.clone();
+        update(
+            self.store.as_ref(),
+            &self.job,
+            OffsetDateTime::now_utc(),
+            move |job, now| job.finish_copy(&drive, outcome.clone(), now),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// An event sink that forwards every event and records progress in the job, at most every
+/// [`RECORD_INTERVAL`], one record in flight at a time.
+pub struct RecordingSink {
+    inner: Arc<dyn EventSink>,
+    link: Arc<JobLink>,
+    runtime: tokio::runtime::Handle,
+    last: Mutex<Option<Instant>>,
+    busy: Arc<AtomicBool>,
+}
+
+impl RecordingSink {
+    /// Forward to `inner`, record through `link` on `runtime`.
+    pub fn new(
+        inner: Arc<dyn EventSink>,
+        link: Arc<JobLink>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        RecordingSink {
+            inner,
+            link,
+            runtime,
+            last: Mutex::new(None),
+            busy: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn emit(&self, event: Event) {
+        if let Event::Progress(p) = &event {
+            let due = self
+                .last
+                .lock()
+                .map(|mut last| {
+                    let due = last.is_none_or(|t| t.elapsed() >= RECORD_INTERVAL);
+                    if due {
+                        *last = Some(Instant::now());
+                    }
+                    due
+                })
+                .unwrap_or(false);
+            if due && !self.busy.swap(true, Ordering::AcqRel) {
+                let (link, busy, inner) = (
+                    Arc::clone(&self.link),
+                    Arc::clone(&self.busy),
+                    Arc::clone(&self.inner),
+                );
+                let (percent, bytes, total) =
+                    (p.percent_complete.min(99), p.bytes_done, p.bytes_total);
+                self.runtime.spawn(async move {
+                    let drive = link.drive_id.clone();
+                    let recorded = update(
+                        link.store.as_ref(),
+                        &link.job,
+                        OffsetDateTime::now_utc(),
+                        |job, now| job.record_progress(&drive, percent, bytes, Some(total), now),
+                    )
+                    .await;
+                    if let Err(e) = recorded {
+                        inner.emit(warning("JobUpdateFailed", e.to_string(), None));
+                    }
+                    busy.store(false, Ordering::Release);
+                });
+            }
+        }
+        self.inner.emit(event);
+    }
+}
