@@ -31,8 +31,9 @@
 //!
 //! ## `result`
 //! The last line, always written, also after a drive-level failure or a cancellation.
-//! `command`; `outcome` (`Completed`, `CompletedMoreInfo`, `DriveFailed`, `Cancelled`,
-//! `Internal`); `exitCode` (the process exit code, see the README); `driveStatus`, an object with
+//! `command`; `outcome` (`Completed`, `CompletedMoreInfo`, `DriveFailed`, `Cancelled` by a
+//! signal, `Refused` or `JobCancelled` when the job given with `--job-store` does not allow the
+//! copy, `Internal`); `exitCode` (the process exit code, see the README); `driveStatus`, an object with
 //! exactly the ARM `DriveStatus` field names (`driveId`, `manifestFile`, `manifestHash`, `state`,
 //! `copyStatus`, `percentComplete`, `bytesSucceeded`, `errorLogUri`, `verboseLogUri`,
 //! `manifestUri`; `bitLockerKey` is never written); `blobsTotal`, `blobsFailed`, `bytesTotal`,
@@ -136,7 +137,8 @@ pub struct WarningEvent {
 pub struct ResultEvent {
     /// The subcommand.
     pub command: String,
-    /// `Completed`, `CompletedMoreInfo`, `DriveFailed`, `Cancelled` or `Internal`.
+    /// `Completed`, `CompletedMoreInfo`, `DriveFailed`, `Cancelled`, `Refused`, `JobCancelled`
+    /// or `Internal`.
     pub outcome: String,
     /// The process exit code that follows.
     pub exit_code: u8,
@@ -152,7 +154,7 @@ pub struct ResultEvent {
     pub elapsed_seconds: f64,
     /// Average rate, bytes per second.
     pub bytes_per_second: f64,
-    /// What went wrong, for the `Internal` outcome.
+    /// What went wrong, for the `Refused`, `JobCancelled` and `Internal` outcomes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
