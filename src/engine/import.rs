@@ -272,35 +272,15 @@ pub async fn import_drive(
                 .clone()
                 .or_else(|| config.drive_id.clone())
                 .unwrap_or_else(|| "unknown".to_string());
-            events.emit(config.start_event(&drive_id, 0, 0, (0, 0)));
-            config.announce_engine(events.as_ref());
-            let mut log = DriveLog::new(drive_id, Vec::new());
-            log.status = failure.status.clone();
-            events.emit(warning(
-                failure.status.as_str(),
-                failure.message,
-                Some(config.manifest_file.clone()),
-            ));
-            let mut report = ImportReport {
-                drive_log: log,
-                bytes_total: 0,
-                bytes_succeeded: 0,
-                error_log_uri: None,
-                verbose_log_uri: None,
-                cancelled: false,
-                manifest_file: config.manifest_file.clone(),
+            let failed = DriveFailure {
+                drive_id,
+                status: failure.status,
+                message: failure.message,
                 manifest_md5: failure.md5,
             };
-            write_logs(
-                config,
-                &job,
-                started_at,
-                store.as_ref(),
-                events.as_ref(),
-                &mut report,
-            )
-            .await;
-            return Ok(report);
+            return Ok(failed
+                .report(config, &job, started_at, store.as_ref(), events.as_ref())
+                .await);
         }
     };
     let LoadedManifest {
@@ -322,40 +302,19 @@ pub async fn import_drive(
         }
     }
     if !drive_problems.is_empty() {
-        events.emit(config.start_event(&drive_id, 0, 0, (0, 0)));
-        config.announce_engine(events.as_ref());
-        let message = drive_problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        events.emit(warning(
-            "ManifestFormatInvalid",
-            message,
-            Some(config.manifest_file.clone()),
-        ));
-        let mut log = DriveLog::new(drive_id, Vec::new());
-        log.status = DriveLogStatus::ManifestFormatInvalid;
-        let mut report = ImportReport {
-            drive_log: log,
-            bytes_total: 0,
-            bytes_succeeded: 0,
-            error_log_uri: None,
-            verbose_log_uri: None,
-            cancelled: false,
-            manifest_file: config.manifest_file.clone(),
+        let failed = DriveFailure {
+            drive_id,
+            status: DriveLogStatus::ManifestFormatInvalid,
+            message: drive_problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
             manifest_md5: Some(manifest_md5),
         };
-        write_logs(
-            config,
-            &job,
-            started_at,
-            store.as_ref(),
-            events.as_ref(),
-            &mut report,
-        )
-        .await;
-        return Ok(report);
+        return Ok(failed
+            .report(config, &job, started_at, store.as_ref(), events.as_ref())
+            .await);
     }
 
     let all: Vec<(usize, usize)> = manifest.blobs().map(|(idx, _)| idx).collect();
@@ -603,6 +562,48 @@ impl OpenFailure {
                 _ => OpenFailure::IoFailed,
             },
         }
+    }
+}
+
+/// A drive-level failure (azure-import-export.md §2.4): nothing past the manifest is attempted.
+struct DriveFailure {
+    drive_id: String,
+    status: DriveLogStatus,
+    message: String,
+    manifest_md5: Option<Md5Digest>,
+}
+
+impl DriveFailure {
+    /// Announce the run and the failure, write the error log, and build the report.
+    async fn report(
+        self,
+        config: &ImportConfig,
+        job: &str,
+        started_at: OffsetDateTime,
+        store: &dyn BlobStore,
+        events: &dyn EventSink,
+    ) -> ImportReport {
+        events.emit(config.start_event(&self.drive_id, 0, 0, (0, 0)));
+        config.announce_engine(events);
+        events.emit(warning(
+            self.status.as_str(),
+            self.message,
+            Some(config.manifest_file.clone()),
+        ));
+        let mut log = DriveLog::new(self.drive_id, Vec::new());
+        log.status = self.status;
+        let mut report = ImportReport {
+            drive_log: log,
+            bytes_total: 0,
+            bytes_succeeded: 0,
+            error_log_uri: None,
+            verbose_log_uri: None,
+            cancelled: false,
+            manifest_file: config.manifest_file.clone(),
+            manifest_md5: self.manifest_md5,
+        };
+        write_logs(config, job, started_at, store, events, &mut report).await;
+        report
     }
 }
 
