@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::digest::Md5Digest;
-use crate::engine::hash::{hash_block, nonzero_page_ranges};
+use crate::engine::hash::nonzero_page_ranges;
 use crate::manifest::{
     Blob, BlobList, Block, Credential, Drive, DriveManifest, HashedPath, ImportDisposition,
     PageRange, SourceOffset,
@@ -487,7 +487,7 @@ fn prepare_item(
                 ranges.push(PageRange {
                     offset: r.start,
                     length: r.end - r.start,
-                    hash: hash_block(&data[start..end]).md5,
+                    hash: Md5Digest::of(&data[start..end]),
                 });
                 // A page blob's copy keeps its holes: only non-zero pages are written.
                 if let Some(out) = output.as_mut() {
@@ -496,7 +496,7 @@ fn prepare_item(
                 }
             }
         } else {
-            let md5 = hash_block(data).md5;
+            let md5 = Md5Digest::of(data);
             blocks.push(Block {
                 offset,
                 length: want as u64,
