@@ -283,8 +283,10 @@ pub struct BlockListing {
 /// | `InvalidBlockList` | 400 `InvalidBlockList`, `BlockListTooLong` | no |
 /// | `InvalidInput` | 400 other, 416 `InvalidRange` | no |
 /// | `PermissionDenied` | 403 | no |
-/// | `Throttled` | 503 `ServerBusy`, 429 | yes |
+/// | `Throttled` | 503 `ServerBusy`, 429 (with `Retry-After` when sent) | yes |
 /// | `Timeout` | 500 `OperationTimedOut`, 408, client timeout | yes |
+/// | `Server` | 500, 502, 503, 504 otherwise | yes |
+/// | `Connection` | connection refused or reset, body cut mid-transfer | yes |
 /// | `Io` | local I/O | only `Interrupted`, `TimedOut`, `WouldBlock` |
 /// | `Other` | anything else | no |
 #[derive(Debug, thiserror::Error)]
@@ -349,12 +351,34 @@ pub enum StoreError {
     Throttled {
         /// The blob.
         path: String,
+        /// How long the service asked us to wait (`Retry-After`, seconds on the wire), if it said.
+        retry_after: Option<std::time::Duration>,
     },
     /// The operation timed out.
     #[error("timed out on {path}")]
     Timeout {
         /// The blob.
         path: String,
+    },
+    /// The service failed with a 5xx status that is not a timeout or throttling (500, 502, 503,
+    /// 504); the same request may succeed later.
+    #[error("service error {status} on {path}")]
+    Server {
+        /// The blob.
+        path: String,
+        /// The HTTP status code.
+        status: u16,
+        /// Azure's error code (`x-ms-error-code`), when sent.
+        code: Option<String>,
+    },
+    /// The connection failed: refused, reset, or cut in the middle of a body.
+    #[error("connection failed on {path}")]
+    Connection {
+        /// The blob.
+        path: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A local file-system operation failed.
     #[error("{op} {file:?} for {path} failed")]
@@ -387,7 +411,10 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         use std::io::ErrorKind;
         match self {
-            StoreError::Throttled { .. } | StoreError::Timeout { .. } => true,
+            StoreError::Throttled { .. }
+            | StoreError::Timeout { .. }
+            | StoreError::Server { .. }
+            | StoreError::Connection { .. } => true,
             StoreError::Io { source, .. } => {
                 matches!(
                     source.kind(),
@@ -408,8 +435,10 @@ impl StoreError {
             | StoreError::InvalidBlockList { path, .. }
             | StoreError::InvalidInput { path, .. }
             | StoreError::PermissionDenied { path, .. }
-            | StoreError::Throttled { path }
+            | StoreError::Throttled { path, .. }
             | StoreError::Timeout { path }
+            | StoreError::Server { path, .. }
+            | StoreError::Connection { path, .. }
             | StoreError::Io { path, .. }
             | StoreError::Other { path, .. } => path,
         }
@@ -708,7 +737,22 @@ mod tests {
     #[test]
     fn retryable_table() {
         let p = || "c/b".to_string();
-        assert!(StoreError::Throttled { path: p() }.is_retryable());
+        assert!(StoreError::Throttled {
+            path: p(),
+            retry_after: None
+        }
+        .is_retryable());
+        assert!(StoreError::Server {
+            path: p(),
+            status: 502,
+            code: None
+        }
+        .is_retryable());
+        assert!(StoreError::Connection {
+            path: p(),
+            source: "reset".into()
+        }
+        .is_retryable());
         assert!(StoreError::Timeout { path: p() }.is_retryable());
         assert!(!StoreError::NotFound { path: p() }.is_retryable());
         assert!(!StoreError::ConditionNotMet { path: p() }.is_retryable());
