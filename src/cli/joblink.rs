@@ -180,3 +180,130 @@ impl EventSink for RecordingSink {
         self.inner.emit(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drivecopy::events::{CollectEvents, ProgressEvent};
+    use drivecopy::job::{Job, PutJobParameters, ResourceScope, UpdateJobParameters};
+    use drivecopy::jobstore::DirJobStore;
+
+    const JOB: &str = "progressjob";
+    const DRIVE: &str = "DRIVE01";
+
+    /// A job whose one drive is `Transferring`, in a directory job store.
+    async fn transferring_job(dir: &std::path::Path) -> Arc<dyn JobStore> {
+        let put: PutJobParameters = serde_json::from_value(serde_json::json!({
+            "location": "West US",
+            "properties": {
+                "storageAccountId": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
+                "jobType": "Import",
+                "returnAddress": {
+                    "recipientName": "R", "streetAddress1": "S", "city": "C", "postalCode": "1",
+                    "countryOrRegion": "USA", "phone": "1", "email": "r@example.com"
+                },
+                "driveList": [{
+                    "driveId": DRIVE,
+                    "bitLockerKey": "238810-662376-448998-450120-652806-203390-606320-483076",
+                    "manifestFile": "\\DriveManifest.xml",
+                    "manifestHash": "109B21108597EF36D5785F08303F3638"
+                }]
+            }
+        }))
+        .expect("put body");
+        let now = OffsetDateTime::now_utc();
+        let scope = ResourceScope {
+            subscription_id: "x".into(),
+            resource_group: "rg".into(),
+        };
+        let mut job = Job::create(JOB, &scope, put, now).expect("create");
+        let ship: UpdateJobParameters = serde_json::from_value(serde_json::json!({
+            "properties": {
+                "state": "Shipping",
+                "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}
+            }
+        }))
+        .expect("update body");
+        job.update(ship, now).expect("ship");
+        job.receive_drives(&[DRIVE], now).expect("receive");
+        job.start_copy(DRIVE, now).expect("start");
+        let store: Arc<dyn JobStore> = Arc::new(DirJobStore::open(dir).expect("job store"));
+        store.create(&job).await.expect("store the job");
+        store
+    }
+
+    fn progress(bytes_done: u64, bytes_total: u64, percent_complete: u8) -> Event {
+        Event::Progress(ProgressEvent {
+            bytes_done,
+            bytes_total,
+            percent_complete,
+            blobs_done: 0,
+            blobs_total: 1,
+            bytes_per_second: 0.0,
+            elapsed_seconds: 0.0,
+            retries: 0,
+        })
+    }
+
+    fn drive_progress(job: &Job) -> (u8, u64) {
+        let d = job.drive(DRIVE).expect("the drive");
+        (d.percent_complete, d.bytes_succeeded)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn progress_is_recorded_at_most_once_per_interval_and_forwarded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = transferring_job(dir.path()).await;
+        let link = Arc::new(JobLink::new(Arc::clone(&store), JOB.into(), DRIVE.into()));
+        let collected = Arc::new(CollectEvents::default());
+        let sink = RecordingSink::new(collected.clone(), link, tokio::runtime::Handle::current());
+
+        sink.emit(progress(300, 1000, 30));
+        // The record runs on the runtime; wait for it to land (bounded: the store is local).
+        let mut recorded = (0, 0);
+        for _ in 0..500 {
+            let job = store.get(JOB).await.expect("get").expect("job").job;
+            recorded = drive_progress(&job);
+            if recorded != (0, 0) && !sink.busy.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(recorded, (30, 300));
+
+        // A second event inside the interval is forwarded but not recorded.
+        sink.emit(progress(900, 1000, 100));
+        let job = store.get(JOB).await.expect("get").expect("job").job;
+        assert_eq!(drive_progress(&job), (30, 300));
+        assert!(
+            !sink.busy.load(Ordering::Acquire),
+            "no second record started"
+        );
+
+        let forwarded = collected.0.lock().expect("events").len();
+        assert_eq!(forwarded, 2, "every event reaches the inner sink");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_never_records_100_percent_before_it_finishes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = transferring_job(dir.path()).await;
+        let link = Arc::new(JobLink::new(Arc::clone(&store), JOB.into(), DRIVE.into()));
+        let sink = RecordingSink::new(
+            Arc::new(drivecopy::events::NoEvents),
+            link,
+            tokio::runtime::Handle::current(),
+        );
+        sink.emit(progress(1000, 1000, 100));
+        let mut recorded = (0, 0);
+        for _ in 0..500 {
+            let job = store.get(JOB).await.expect("get").expect("job").job;
+            recorded = drive_progress(&job);
+            if recorded != (0, 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(recorded, (99, 1000), "100 % is the finish record's to set");
+    }
+}
