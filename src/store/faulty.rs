@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use super::retry::{splitmix64, unit_interval};
 use super::{
@@ -97,6 +98,7 @@ pub struct FaultyStore {
     faults: AtomicU64,
     bytes_offered: AtomicU64,
     bytes_landed: AtomicU64,
+    trip: Mutex<Option<(u64, CancellationToken)>>,
 }
 
 /// FNV-1a: a stable 64-bit hash of a request key.
@@ -118,6 +120,7 @@ impl FaultyStore {
             faults: AtomicU64::new(0),
             bytes_offered: AtomicU64::new(0),
             bytes_landed: AtomicU64::new(0),
+            trip: Mutex::new(None),
         }
     }
 
@@ -125,6 +128,25 @@ impl FaultyStore {
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
         if let Ok(mut q) = self.script.lock() {
             q.extend(faults);
+        }
+    }
+
+    /// Cancel `token` once `bytes` payload bytes have landed in the inner store (the operator's
+    /// Ctrl-C, or a crash, at a chosen point of an import). Writes already under way finish.
+    pub fn cancel_after_bytes(&self, bytes: u64, token: CancellationToken) {
+        if let Ok(mut t) = self.trip.lock() {
+            *t = Some((bytes, token));
+        }
+    }
+
+    fn landed(&self, payload: u64) {
+        let total = self.bytes_landed.fetch_add(payload, Ordering::Relaxed) + payload;
+        if let Ok(t) = self.trip.lock() {
+            if let Some((at, token)) = t.as_ref() {
+                if payload > 0 && total >= *at {
+                    token.cancel();
+                }
+            }
         }
     }
 
@@ -198,8 +220,9 @@ impl FaultyStore {
         let (fault, coin) = self.decide(&key, path);
         self.bytes_offered.fetch_add(payload, Ordering::Relaxed);
         let Some(fault) = fault else {
-            self.bytes_landed.fetch_add(payload, Ordering::Relaxed);
-            return f().await;
+            let result = f().await;
+            self.landed(payload);
+            return result;
         };
         self.faults.fetch_add(1, Ordering::Relaxed);
         let cut = || StoreError::Connection {
@@ -212,9 +235,9 @@ impl FaultyStore {
             Fault::Cut => !write || coin,
         };
         if carry_out {
-            self.bytes_landed.fetch_add(payload, Ordering::Relaxed);
             // The response is lost whatever it said.
             let _ = f().await;
+            self.landed(payload);
         }
         match fault {
             Fault::Refuse(e) | Fault::Land(e) => Err(e),
