@@ -20,8 +20,12 @@
 //! ` (N)` name). The store keeps no record of which disposition an earlier run applied, so an
 //! earlier `Overwritten` also reads `Created` on the re-run. A page blob is visible from its
 //! creation, so an interrupted run leaves one partly written: the re-run recognises it (its length,
-//! only manifest ranges written, each read back and matching its MD5) and rewrites it in place.
-//! That makes a re-run finish an interrupted import.
+//! only manifest ranges written, each read back and matching its MD5), sets its properties and
+//! metadata again and writes only the ranges it lacks. A block blob an interrupted run left
+//! uncommitted keeps its staged blocks in the store: the re-run lists them (Get Block List) and
+//! reuses those whose content-addressed Id and length match the manifest's (issue 4 item 5; see
+//! `staged_blocks`), reading and sending only the rest. That makes a re-run finish an interrupted
+//! import without sending again what already arrived.
 //!
 //! Memory: block data lives only in the buffer pool (`buffer count × buffer size`); the rest is the
 //! manifest model and one log entry per blob.
@@ -187,9 +191,10 @@ pub struct ImportReport {
     /// Bytes of block and page data this run handed to the store and the store accepted, each
     /// block or range counted once however often the retry layer re-sent it.
     pub bytes_sent: u64,
-    /// Bytes of blocks not sent because an earlier, interrupted run had already staged them
-    /// (uncommitted blocks matching the manifest's content-addressed Id and length; see
-    /// [`import_drive`]). Blobs an earlier run finished are skipped, and count in neither field.
+    /// Bytes not sent because an earlier, interrupted run had already put them in the store:
+    /// uncommitted blocks matching the manifest's content-addressed Id and length, and the
+    /// verified ranges of a part-written page blob (see the module documentation). Blobs an
+    /// earlier run finished are skipped, and count in neither this field nor `bytes_sent`.
     pub bytes_reused: u64,
     /// Store requests the retry layer repeated ([`BlobStore::retries`]) during the run.
     pub retries: u64,
@@ -985,11 +990,27 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     // Set when the cancel token cut this blob short: it is then unfinished, not a blob with errors.
     let mut interrupted = false;
     if let Some(ranges) = &blob.page_range_list {
-        if let Err(e) = ctx
-            .store
-            .create_page_blob(&target_path, blob.length, options.clone())
-            .await
-        {
+        // Resume: an earlier run's part-written page blob keeps the ranges it holds (each read
+        // back and checked against its MD5 by `existing`); it gets this run's properties and
+        // metadata, and only the missing ranges are written. Otherwise the blob is created.
+        let reused = target.written.clone().unwrap_or_default();
+        let prepared = if target.written.is_some() {
+            let set = async {
+                ctx.store
+                    .set_properties(&target_path, options.content.clone(), Condition::None)
+                    .await?;
+                ctx.store
+                    .set_metadata(&target_path, options.metadata.clone(), Condition::None)
+                    .await
+            };
+            set.await.map(|_| ())
+        } else {
+            ctx.store
+                .create_page_blob(&target_path, blob.length, options.clone())
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = prepared {
             ctx.events.emit(warning(
                 "BlobRequestFailed",
                 e.to_string(),
@@ -1000,11 +1021,37 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
                 .fetch_add(planned, Ordering::Relaxed);
             return BlobOutcome::failed_before_copy(blob, store_blob_status(&e));
         }
+        let is_reused = |i: usize| reused.get(i).copied().unwrap_or(false);
+        let reused_bytes: u64 = ranges
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| is_reused(*i))
+            .map(|(_, r)| r.length)
+            .sum();
+        ctx.counters
+            .bytes_reused
+            .fetch_add(reused_bytes, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(reused_bytes, Ordering::Relaxed);
         let pieces: Vec<(u64, u64, Md5Digest, Piece)> = ranges
             .iter()
-            .map(|r| (r.offset, r.length, r.hash, Piece::Page))
+            .enumerate()
+            .filter(|(i, _)| !is_reused(*i))
+            .map(|(_, r)| (r.offset, r.length, r.hash, Piece::Page))
             .collect();
-        statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
+        let mut sent = copy_pieces(ctx, &file, &target_path, pieces)
+            .await
+            .into_iter();
+        statuses = (0..ranges.len())
+            .map(|i| {
+                if is_reused(i) {
+                    RangeStatus::Completed
+                } else {
+                    sent.next().unwrap_or(RangeStatus::Cancelled)
+                }
+            })
+            .collect();
         interrupted = statuses.iter().any(|s| matches!(s, RangeStatus::Cancelled));
         succeeded = ranges
             .iter()
@@ -1379,10 +1426,13 @@ struct Target {
     condition: Condition,
     /// False when the blob is skipped or an earlier run already imported it.
     copy: bool,
+    /// For a page blob an earlier run part-wrote: which manifest ranges it already holds, whole
+    /// and with the manifest's MD5 (those are not read or sent again).
+    written: Option<Vec<bool>>,
 }
 
 /// What the store already holds at a blob's destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Existing {
     /// Nothing.
     Absent,
@@ -1391,7 +1441,8 @@ enum Existing {
     /// This page blob, part-written by an earlier run that was interrupted: its length, and only
     /// manifest ranges written, each whole and with the manifest's MD5. Page blobs are visible
     /// from creation (as on Azure), so a cancelled run leaves one; the next run finishes it.
-    Partial,
+    /// Holds, per manifest range, whether it is already written.
+    Partial(Vec<bool>),
     /// Another blob.
     Other,
 }
@@ -1422,8 +1473,8 @@ async fn existing(
             );
             if written == wanted {
                 Existing::Same
-            } else if part_written(ctx, path, ranges, &written).await? {
-                Existing::Partial
+            } else if let Some(done) = part_written(ctx, path, ranges, &written).await? {
+                Existing::Partial(done)
             } else {
                 Existing::Other
             }
@@ -1455,13 +1506,14 @@ async fn existing(
 }
 
 /// Whether a page blob's `written` ranges are some of the manifest's `ranges`, each written whole
-/// and holding the bytes the manifest hashes (read back one range at a time, at most 4 MiB each).
+/// and holding the bytes the manifest hashes (read back one range at a time, at most 4 MiB each);
+/// if so, which of the manifest's ranges are written.
 async fn part_written(
     ctx: &Ctx,
     path: &BlobPath,
     ranges: &[crate::manifest::PageRange],
     written: &[std::ops::Range<u64>],
-) -> Result<bool, StoreError> {
+) -> Result<Option<Vec<bool>>, StoreError> {
     let covers = |outer: &std::ops::Range<u64>, start: u64, end: u64| {
         outer.start <= start && end <= outer.end
     };
@@ -1475,22 +1527,24 @@ async fn part_written(
         .iter()
         .all(|w| wanted.iter().any(|m| covers(m, w.start, w.end)))
     {
-        return Ok(false);
+        return Ok(None);
     }
-    for r in ranges {
+    let mut done = vec![false; ranges.len()];
+    for (r, done) in ranges.iter().zip(done.iter_mut()) {
         let end = r.offset + r.length;
         if !written.iter().any(|w| w.start < end && r.offset < w.end) {
             continue;
         }
         if !written.iter().any(|w| covers(w, r.offset, end)) {
-            return Ok(false);
+            return Ok(None);
         }
         let data = ctx.store.read_range(path, Some(r.offset..end)).await?;
         if Md5Digest::of(&data) != r.hash {
-            return Ok(false);
+            return Ok(None);
         }
+        *done = true;
     }
-    Ok(true)
+    Ok(Some(done))
 }
 
 async fn resolve_target(
@@ -1513,13 +1567,16 @@ async fn resolve_target(
         disposition,
         condition: Condition::IfNoneMatchStar,
         copy,
+        written: None,
     };
-    // An earlier run's part-written page blob is replaced and written again.
-    let resumed = |path: BlobPath, disposition| Target {
+    // An earlier run's part-written page blob is finished in place: its properties and metadata
+    // are set again, and only the ranges it lacks are written.
+    let resumed = |path: BlobPath, disposition, written| Target {
         path,
         disposition,
         condition: Condition::None,
         copy: true,
+        written: Some(written),
     };
     match existing(ctx, dest, blob, ids).await.map_err(fail)? {
         Existing::Absent => Ok(created(
@@ -1532,19 +1589,25 @@ async fn resolve_target(
             ImportDispositionStatus::Created,
             false,
         )),
-        Existing::Partial => Ok(resumed(dest.clone(), ImportDispositionStatus::Created)),
+        Existing::Partial(done) => Ok(resumed(
+            dest.clone(),
+            ImportDispositionStatus::Created,
+            done,
+        )),
         Existing::Other => match requested {
             ImportDisposition::Overwrite => Ok(Target {
                 path: dest.clone(),
                 disposition: ImportDispositionStatus::Overwritten,
                 condition: Condition::None,
                 copy: true,
+                written: None,
             }),
             ImportDisposition::NoOverwrite => Ok(Target {
                 path: dest.clone(),
                 disposition: ImportDispositionStatus::Skipped,
                 condition: Condition::None,
                 copy: false,
+                written: None,
             }),
             ImportDisposition::Rename => {
                 for n in 2..=MAX_RENAME_ATTEMPTS {
@@ -1562,8 +1625,8 @@ async fn resolve_target(
                         Existing::Same => {
                             return Ok(created(candidate, ImportDispositionStatus::Renamed, false))
                         }
-                        Existing::Partial => {
-                            return Ok(resumed(candidate, ImportDispositionStatus::Renamed))
+                        Existing::Partial(done) => {
+                            return Ok(resumed(candidate, ImportDispositionStatus::Renamed, done))
                         }
                         Existing::Other => continue,
                     }
