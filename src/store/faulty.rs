@@ -440,3 +440,120 @@ impl BlobStore for FaultyStore {
         self.inner.retries()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Md5Digest;
+    use crate::store::local::LocalStore;
+
+    async fn local() -> (tempfile::TempDir, Arc<dyn BlobStore>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = LocalStore::open(dir.path())
+            .expect("open store")
+            .with_fsync(false);
+        store.create_container("c1c").await.expect("container");
+        (dir, Arc::new(store))
+    }
+
+    fn path(n: usize) -> BlobPath {
+        BlobPath::parse(&format!("c1c/b{n}")).expect("path")
+    }
+
+    /// Which of 200 `get_properties` requests (20 blobs, 10 tries each) fail under `plan`.
+    async fn failures(plan: FaultPlan) -> Vec<bool> {
+        let (_dir, inner) = local().await;
+        let store = FaultyStore::new(inner, plan);
+        let mut out = Vec::new();
+        for _ in 0..10 {
+            for n in 0..20 {
+                let r = store.get_properties(&path(n)).await;
+                out.push(!matches!(r, Err(StoreError::NotFound { .. })));
+            }
+        }
+        assert_eq!(store.requests(), 200);
+        assert_eq!(store.faults(), out.iter().filter(|f| **f).count() as u64);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_seeded_fraction_is_deterministic() {
+        let plan = |seed| FaultPlan {
+            fraction: 0.2,
+            seed,
+            ..FaultPlan::default()
+        };
+        let a = failures(plan(5)).await;
+        let b = failures(plan(5)).await;
+        let c = failures(plan(6)).await;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let share = a.iter().filter(|f| **f).count();
+        assert!((20..=60).contains(&share), "{share} of 200 failed");
+        assert!(failures(FaultPlan::default()).await.iter().all(|f| !f));
+    }
+
+    #[tokio::test]
+    async fn first_tries_and_every_kth_request() {
+        let first = failures(FaultPlan {
+            first_tries: 2,
+            ..FaultPlan::default()
+        })
+        .await;
+        // Tries 1 and 2 of each of the 20 blobs, nothing after.
+        assert!(first[..40].iter().all(|f| *f));
+        assert!(first[40..].iter().all(|f| !f));
+        let every = failures(FaultPlan {
+            every: Some(7),
+            ..FaultPlan::default()
+        })
+        .await;
+        for (i, f) in every.iter().enumerate() {
+            assert_eq!(*f, (i + 1) % 7 == 0, "request {}", i + 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cut_write_lands_or_not_and_a_cut_read_is_carried_out() {
+        let (_dir, inner) = local().await;
+        let plan = FaultPlan {
+            first_tries: 1,
+            seed: 3,
+            kind: FaultKind::Cut,
+            ..FaultPlan::default()
+        };
+        let store = FaultyStore::new(Arc::clone(&inner), plan);
+        let mut landed = 0;
+        for n in 0..40 {
+            let data = Bytes::from(vec![n as u8; 10]);
+            let e = store
+                .put_blob(&path(n), data, CommitOptions::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(e, StoreError::Connection { .. }), "{e:?}");
+            if inner.get_properties(&path(n)).await.is_ok() {
+                landed += 1;
+            }
+        }
+        // Both outcomes happen.
+        assert!(
+            (1..40).contains(&landed),
+            "{landed} of 40 cut writes landed"
+        );
+        assert_eq!(store.bytes_offered(), 400);
+        assert_eq!(store.bytes_landed(), 10 * landed);
+        // A read is cut after the store answered; the second try passes.
+        let id = BlockId::new(*b"id").expect("id");
+        let data = Bytes::from_static(b"block");
+        let block = StageBlock {
+            id,
+            checksum: BlockChecksum::Md5(Md5Digest::of(&data)),
+            data,
+            offset_hint: None,
+        };
+        inner.stage_block(&path(99), block).await.expect("stage");
+        assert!(store.get_block_list(&path(99)).await.is_err());
+        let listing = store.get_block_list(&path(99)).await.expect("second try");
+        assert_eq!(listing.uncommitted.len(), 1);
+    }
+}
