@@ -8,11 +8,14 @@
 //! policy, the backoff arithmetic and the reconciliation of conditional writes whose first try may
 //! have landed (see [`RetryStore`]). It must not know about drives, manifests or logs.
 //!
-//! Defaults follow the peers (peers.md §4.1 "Peer retry settings"): AzCopy tries 20 times from
-//! 1 s up to 60 s with 15 minutes per try, azure-core and object_store about 8–10 tries, rclone
-//! and opendal add jitter. We take 8 tries from 0.8 s up to 60 s with full jitter (AWS
-//! architecture blog "Exponential Backoff And Jitter": full jitter spreads a herd of clients best),
-//! a per-try timeout that grows with the payload, and 15 minutes per request in all.
+//! Defaults follow the peers (peers.md §2.9, §5.1 and the §6 row "Peer retry settings"): AzCopy
+//! tries 20 times from 1 s up to 60 s with 15 minutes per try; object_store 10 tries from 0.1 s to
+//! 15 s within 3 minutes; rustic and opendal add jitter; Azure's performance checklist asks for
+//! exponential backoff on 503 and 500 and allows immediate retries of connectivity errors. We take
+//! 8 tries from 0.8 s up to 60 s with full jitter (a uniformly random share of the exponential
+//! step, which spreads many clients backing off at once best), a per-try timeout that grows with
+//! the payload (a fixed one would either kill large blocks on a slow link or leave a hung small
+//! request waiting minutes), and 15 minutes per request in all.
 
 use std::collections::BTreeMap;
 use std::future::Future;
