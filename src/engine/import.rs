@@ -472,7 +472,8 @@ struct Counters {
     bytes_done: AtomicU64,
     /// Block and page bytes the store accepted.
     bytes_sent: AtomicU64,
-    /// Staged block bytes an earlier run left and this run reused.
+    /// Bytes an earlier run left in the store (staged blocks, written page ranges) and this run
+    /// reused.
     bytes_reused: AtomicU64,
     blobs_done: AtomicU64,
     started: std::sync::OnceLock<Instant>,
