@@ -143,6 +143,13 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let sink = Arc::new(StdoutSink::new(cancel.clone()));
     let (engine, remark) = IoEngine::probe();
     let store = open_store(args.dest.as_deref(), !args.no_fsync)?;
+    // Every store request is retried in one place (style.md §5), with the documented defaults;
+    // a cancelled run stops waiting between tries.
+    let store: Arc<dyn BlobStore> = Arc::new(drivecopy::store::retry::RetryStore::new(
+        store,
+        drivecopy::store::retry::RetryPolicy::default(),
+        cancel.clone(),
+    ));
     let mut config = ImportConfig::new(&args.drive, engine);
     config.io_engine_remark = remark;
     config.destination = Some(

@@ -20,8 +20,12 @@
 //! ` (N)` name). The store keeps no record of which disposition an earlier run applied, so an
 //! earlier `Overwritten` also reads `Created` on the re-run. A page blob is visible from its
 //! creation, so an interrupted run leaves one partly written: the re-run recognises it (its length,
-//! only manifest ranges written, each read back and matching its MD5) and rewrites it in place.
-//! That makes a re-run finish an interrupted import.
+//! only manifest ranges written, each read back and matching its MD5), sets its properties and
+//! metadata again and writes only the ranges it lacks. A block blob an interrupted run left
+//! uncommitted keeps its staged blocks in the store: the re-run lists them (Get Block List) and
+//! reuses those whose content-addressed Id and length match the manifest's (issue 4 item 5; see
+//! `staged_blocks`), reading and sending only the rest. That makes a re-run finish an interrupted
+//! import without sending again what already arrived.
 //!
 //! Memory: block data lives only in the buffer pool (`buffer count × buffer size`); the rest is the
 //! manifest model and one log entry per blob.
@@ -184,6 +188,16 @@ pub struct ImportReport {
     pub bytes_total: u64,
     /// Bytes of blobs now complete in the store (committed blocks, written page ranges).
     pub bytes_succeeded: u64,
+    /// Bytes of block and page data this run handed to the store and the store accepted, each
+    /// block or range counted once however often the retry layer re-sent it.
+    pub bytes_sent: u64,
+    /// Bytes not sent because an earlier, interrupted run had already put them in the store:
+    /// uncommitted blocks matching the manifest's content-addressed Id and length, and the
+    /// verified ranges of a part-written page blob (see the module documentation). Blobs an
+    /// earlier run finished are skipped, and count in neither this field nor `bytes_sent`.
+    pub bytes_reused: u64,
+    /// Store requests the retry layer repeated ([`BlobStore::retries`]) during the run.
+    pub retries: u64,
     /// URL of the error log blob, if one was written.
     pub error_log_uri: Option<String>,
     /// URL of the verbose log blob, if one was written.
@@ -402,6 +416,9 @@ pub async fn import_drive(
         drive_log: DriveLog::new(drive_id, blob_logs),
         bytes_total,
         bytes_succeeded,
+        bytes_sent: ctx.counters.bytes_sent.load(Ordering::Relaxed),
+        bytes_reused: ctx.counters.bytes_reused.load(Ordering::Relaxed),
+        retries: store.retries(),
         error_log_uri: None,
         verbose_log_uri: None,
         cancelled,
@@ -453,6 +470,11 @@ struct Ctx {
 #[derive(Debug, Default)]
 struct Counters {
     bytes_done: AtomicU64,
+    /// Block and page bytes the store accepted.
+    bytes_sent: AtomicU64,
+    /// Bytes an earlier run left in the store (staged blocks, written page ranges) and this run
+    /// reused.
+    bytes_reused: AtomicU64,
     blobs_done: AtomicU64,
     started: std::sync::OnceLock<Instant>,
 }
@@ -493,7 +515,7 @@ fn emit_progress(ctx: &Ctx, bytes_total: u64, blobs_total: u64) {
             0.0
         },
         elapsed_seconds: secs,
-        retries: 0,
+        retries: ctx.store.retries(),
     }));
 }
 
@@ -596,6 +618,9 @@ impl DriveFailure {
             drive_log: log,
             bytes_total: 0,
             bytes_succeeded: 0,
+            bytes_sent: 0,
+            bytes_reused: 0,
+            retries: store.retries(),
             error_log_uri: None,
             verbose_log_uri: None,
             cancelled: false,
@@ -966,11 +991,27 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     // Set when the cancel token cut this blob short: it is then unfinished, not a blob with errors.
     let mut interrupted = false;
     if let Some(ranges) = &blob.page_range_list {
-        if let Err(e) = ctx
-            .store
-            .create_page_blob(&target_path, blob.length, options.clone())
-            .await
-        {
+        // Resume: an earlier run's part-written page blob keeps the ranges it holds (each read
+        // back and checked against its MD5 by `existing`); it gets this run's properties and
+        // metadata, and only the missing ranges are written. Otherwise the blob is created.
+        let reused = target.written.clone().unwrap_or_default();
+        let prepared = if target.written.is_some() {
+            let set = async {
+                ctx.store
+                    .set_properties(&target_path, options.content.clone(), Condition::None)
+                    .await?;
+                ctx.store
+                    .set_metadata(&target_path, options.metadata.clone(), Condition::None)
+                    .await
+            };
+            set.await.map(|_| ())
+        } else {
+            ctx.store
+                .create_page_blob(&target_path, blob.length, options.clone())
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = prepared {
             ctx.events.emit(warning(
                 "BlobRequestFailed",
                 e.to_string(),
@@ -981,11 +1022,37 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
                 .fetch_add(planned, Ordering::Relaxed);
             return BlobOutcome::failed_before_copy(blob, store_blob_status(&e));
         }
+        let is_reused = |i: usize| reused.get(i).copied().unwrap_or(false);
+        let reused_bytes: u64 = ranges
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| is_reused(*i))
+            .map(|(_, r)| r.length)
+            .sum();
+        ctx.counters
+            .bytes_reused
+            .fetch_add(reused_bytes, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(reused_bytes, Ordering::Relaxed);
         let pieces: Vec<(u64, u64, Md5Digest, Piece)> = ranges
             .iter()
-            .map(|r| (r.offset, r.length, r.hash, Piece::Page))
+            .enumerate()
+            .filter(|(i, _)| !is_reused(*i))
+            .map(|(_, r)| (r.offset, r.length, r.hash, Piece::Page))
             .collect();
-        statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
+        let mut sent = copy_pieces(ctx, &file, &target_path, pieces)
+            .await
+            .into_iter();
+        statuses = (0..ranges.len())
+            .map(|i| {
+                if is_reused(i) {
+                    RangeStatus::Completed
+                } else {
+                    sent.next().unwrap_or(RangeStatus::Cancelled)
+                }
+            })
+            .collect();
         interrupted = statuses.iter().any(|s| matches!(s, RangeStatus::Cancelled));
         succeeded = ranges
             .iter()
@@ -1014,6 +1081,24 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
                 .content
                 .content_md5
                 .is_none_or(|md5| md5 == blocks[0].hash);
+        // Resume: blocks an earlier run staged are neither read nor sent again.
+        let reused = if whole {
+            vec![false; blocks.len()]
+        } else {
+            staged_blocks(ctx, &target_path, blocks, &ids).await
+        };
+        let reused_bytes: u64 = blocks
+            .iter()
+            .zip(&reused)
+            .filter(|(_, r)| **r)
+            .map(|(b, _)| b.length)
+            .sum();
+        ctx.counters
+            .bytes_reused
+            .fetch_add(reused_bytes, Ordering::Relaxed);
+        ctx.counters
+            .bytes_done
+            .fetch_add(reused_bytes, Ordering::Relaxed);
         let pieces: Vec<(u64, u64, Md5Digest, Piece)> = if whole {
             let b = &blocks[0];
             vec![(
@@ -1026,10 +1111,24 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             blocks
                 .iter()
                 .zip(&ids)
-                .map(|(blk, id)| (blk.offset, blk.length, blk.hash, Piece::Block(id.clone())))
+                .zip(&reused)
+                .filter(|(_, r)| !**r)
+                .map(|((blk, id), _)| (blk.offset, blk.length, blk.hash, Piece::Block(id.clone())))
                 .collect()
         };
-        statuses = copy_pieces(ctx, &file, &target_path, pieces).await;
+        let mut sent = copy_pieces(ctx, &file, &target_path, pieces)
+            .await
+            .into_iter();
+        statuses = reused
+            .iter()
+            .map(|r| {
+                if *r {
+                    RangeStatus::Completed
+                } else {
+                    sent.next().unwrap_or(RangeStatus::Cancelled)
+                }
+            })
+            .collect();
         let all_staged = statuses.iter().all(|s| matches!(s, RangeStatus::Completed));
         if whole {
             interrupted = statuses.iter().any(|s| matches!(s, RangeStatus::Cancelled));
@@ -1207,7 +1306,10 @@ async fn copy_piece(
         Piece::Page => ctx.store.put_pages(target, offset, data, checksum).await,
     };
     match sent {
-        Ok(()) => RangeStatus::Completed,
+        Ok(()) => {
+            ctx.counters.bytes_sent.fetch_add(length, Ordering::Relaxed);
+            RangeStatus::Completed
+        }
         Err(StoreError::Md5Mismatch { .. }) => RangeStatus::Corrupted,
         Err(e) => {
             ctx.events.emit(warning(
@@ -1218,6 +1320,48 @@ async fn copy_piece(
             RangeStatus::BlobRequestFailed
         }
     }
+}
+
+/// Which blocks of a block blob the store already holds from an earlier, interrupted run: an
+/// uncommitted block with the manifest's Id and length (issue 4 item 5). Only content-addressed
+/// Ids are trusted, the tool's `MD5/<base64 MD5>` form (azure-import-export.md §1.5), generated or
+/// given in the manifest: an uncommitted block under such an Id was staged with that MD5 as its
+/// transactional check, so its bytes are the manifest's. A manifest Id of another form could name
+/// other bytes, and its block is sent again. Blocks are matched by Id and length only; the store
+/// is not asked to read them back. A block listing that fails reuses nothing.
+async fn staged_blocks(
+    ctx: &Ctx,
+    path: &BlobPath,
+    blocks: &[crate::manifest::Block],
+    ids: &[BlockId],
+) -> Vec<bool> {
+    let none = vec![false; blocks.len()];
+    let listing = match ctx.store.get_block_list(path).await {
+        Ok(l) => l,
+        Err(StoreError::NotFound { .. }) => return none,
+        Err(e) => {
+            tracing::debug!(blob = %path, error = %e, "no block listing: staging every block");
+            return none;
+        }
+    };
+    if listing.uncommitted.is_empty() {
+        return none;
+    }
+    let staged: HashMap<&BlockId, u64> = listing
+        .uncommitted
+        .iter()
+        .map(|(id, len)| (id, *len))
+        .collect();
+    blocks
+        .iter()
+        .zip(ids)
+        .map(|(b, id)| {
+            let content_addressed =
+                b.id.as_deref()
+                    .is_none_or(|text| text == format!("MD5/{}", b.hash.to_base64()));
+            content_addressed && staged.get(id) == Some(&b.length)
+        })
+        .collect()
 }
 
 fn store_blob_status(e: &StoreError) -> BlobStatus {
@@ -1283,10 +1427,13 @@ struct Target {
     condition: Condition,
     /// False when the blob is skipped or an earlier run already imported it.
     copy: bool,
+    /// For a page blob an earlier run part-wrote: which manifest ranges it already holds, whole
+    /// and with the manifest's MD5 (those are not read or sent again).
+    written: Option<Vec<bool>>,
 }
 
 /// What the store already holds at a blob's destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Existing {
     /// Nothing.
     Absent,
@@ -1295,7 +1442,8 @@ enum Existing {
     /// This page blob, part-written by an earlier run that was interrupted: its length, and only
     /// manifest ranges written, each whole and with the manifest's MD5. Page blobs are visible
     /// from creation (as on Azure), so a cancelled run leaves one; the next run finishes it.
-    Partial,
+    /// Holds, per manifest range, whether it is already written.
+    Partial(Vec<bool>),
     /// Another blob.
     Other,
 }
@@ -1326,8 +1474,8 @@ async fn existing(
             );
             if written == wanted {
                 Existing::Same
-            } else if part_written(ctx, path, ranges, &written).await? {
-                Existing::Partial
+            } else if let Some(done) = part_written(ctx, path, ranges, &written).await? {
+                Existing::Partial(done)
             } else {
                 Existing::Other
             }
@@ -1359,13 +1507,14 @@ async fn existing(
 }
 
 /// Whether a page blob's `written` ranges are some of the manifest's `ranges`, each written whole
-/// and holding the bytes the manifest hashes (read back one range at a time, at most 4 MiB each).
+/// and holding the bytes the manifest hashes (read back one range at a time, at most 4 MiB each);
+/// if so, which of the manifest's ranges are written.
 async fn part_written(
     ctx: &Ctx,
     path: &BlobPath,
     ranges: &[crate::manifest::PageRange],
     written: &[std::ops::Range<u64>],
-) -> Result<bool, StoreError> {
+) -> Result<Option<Vec<bool>>, StoreError> {
     let covers = |outer: &std::ops::Range<u64>, start: u64, end: u64| {
         outer.start <= start && end <= outer.end
     };
@@ -1379,22 +1528,24 @@ async fn part_written(
         .iter()
         .all(|w| wanted.iter().any(|m| covers(m, w.start, w.end)))
     {
-        return Ok(false);
+        return Ok(None);
     }
-    for r in ranges {
+    let mut done = vec![false; ranges.len()];
+    for (r, done) in ranges.iter().zip(done.iter_mut()) {
         let end = r.offset + r.length;
         if !written.iter().any(|w| w.start < end && r.offset < w.end) {
             continue;
         }
         if !written.iter().any(|w| covers(w, r.offset, end)) {
-            return Ok(false);
+            return Ok(None);
         }
         let data = ctx.store.read_range(path, Some(r.offset..end)).await?;
         if Md5Digest::of(&data) != r.hash {
-            return Ok(false);
+            return Ok(None);
         }
+        *done = true;
     }
-    Ok(true)
+    Ok(Some(done))
 }
 
 async fn resolve_target(
@@ -1417,13 +1568,16 @@ async fn resolve_target(
         disposition,
         condition: Condition::IfNoneMatchStar,
         copy,
+        written: None,
     };
-    // An earlier run's part-written page blob is replaced and written again.
-    let resumed = |path: BlobPath, disposition| Target {
+    // An earlier run's part-written page blob is finished in place: its properties and metadata
+    // are set again, and only the ranges it lacks are written.
+    let resumed = |path: BlobPath, disposition, written| Target {
         path,
         disposition,
         condition: Condition::None,
         copy: true,
+        written: Some(written),
     };
     match existing(ctx, dest, blob, ids).await.map_err(fail)? {
         Existing::Absent => Ok(created(
@@ -1436,19 +1590,25 @@ async fn resolve_target(
             ImportDispositionStatus::Created,
             false,
         )),
-        Existing::Partial => Ok(resumed(dest.clone(), ImportDispositionStatus::Created)),
+        Existing::Partial(done) => Ok(resumed(
+            dest.clone(),
+            ImportDispositionStatus::Created,
+            done,
+        )),
         Existing::Other => match requested {
             ImportDisposition::Overwrite => Ok(Target {
                 path: dest.clone(),
                 disposition: ImportDispositionStatus::Overwritten,
                 condition: Condition::None,
                 copy: true,
+                written: None,
             }),
             ImportDisposition::NoOverwrite => Ok(Target {
                 path: dest.clone(),
                 disposition: ImportDispositionStatus::Skipped,
                 condition: Condition::None,
                 copy: false,
+                written: None,
             }),
             ImportDisposition::Rename => {
                 for n in 2..=MAX_RENAME_ATTEMPTS {
@@ -1466,8 +1626,8 @@ async fn resolve_target(
                         Existing::Same => {
                             return Ok(created(candidate, ImportDispositionStatus::Renamed, false))
                         }
-                        Existing::Partial => {
-                            return Ok(resumed(candidate, ImportDispositionStatus::Renamed))
+                        Existing::Partial(done) => {
+                            return Ok(resumed(candidate, ImportDispositionStatus::Renamed, done))
                         }
                         Existing::Other => continue,
                     }
@@ -1635,6 +1795,29 @@ fn content_properties(p: &Properties) -> ContentProperties {
     }
 }
 
+/// The verbose log of `report`: the drive log exactly as Azure writes it, followed by one XML
+/// comment with the run's transfer counters, e.g.
+/// `<!-- drivecopy: retries="3" bytesSent="1048576" bytesReused="0" -->`.
+///
+/// Azure's DriveLog has no element for retries (azure-import-export.md §2): an added element
+/// or attribute could trip a strict reader of the published format, while a comment after the
+/// root element is legal XML (XML 1.0 §2.1, `Misc`) that every XML reader skips, ours included
+/// ([`DriveLog::parse`]). The document therefore stays the Azure format byte for byte up to the
+/// root's end tag; the comment is an extension a human or `grep` can read. Counts are totals for
+/// the run (requests repeated by the retry layer, bytes accepted by the store, bytes of staged
+/// blocks reused from an earlier run).
+fn verbose_xml(report: &ImportReport) -> String {
+    let mut xml = report.drive_log.to_verbose_xml();
+    if !xml.ends_with("\r\n") {
+        xml.push_str("\r\n");
+    }
+    xml.push_str(&format!(
+        "<!-- drivecopy: retries=\"{}\" bytesSent=\"{}\" bytesReused=\"{}\" -->\r\n",
+        report.retries, report.bytes_sent, report.bytes_reused
+    ));
+    xml
+}
+
 /// Write the error log (when anything failed) and the verbose log (at [`LogLevel::Verbose`]) into
 /// the diagnostics path, and record their URLs in the report. A log that cannot be written is a
 /// warning: the result still reports the copy.
@@ -1652,7 +1835,7 @@ async fn write_logs(
         wanted.push((DiagnosticsKind::Error, log.to_error_xml()));
     }
     if config.log_level == LogLevel::Verbose {
-        wanted.push((DiagnosticsKind::Verbose, log.to_verbose_xml()));
+        wanted.push((DiagnosticsKind::Verbose, verbose_xml(report)));
     }
     for (kind, xml) in wanted {
         let path = match diagnostics_blob(&config.diagnostics_path, job, &log.drive_id, at, kind) {
@@ -1687,5 +1870,40 @@ async fn write_logs(
                 Some(path.to_string()),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verbose_log_keeps_the_azure_document_and_adds_a_comment() {
+        let mut log = DriveLog::new("WD-1", Vec::new());
+        log.status = DriveLogStatus::Completed;
+        let report = ImportReport {
+            drive_log: log.clone(),
+            bytes_total: 10,
+            bytes_succeeded: 10,
+            bytes_sent: 6,
+            bytes_reused: 4,
+            retries: 3,
+            error_log_uri: None,
+            verbose_log_uri: None,
+            cancelled: false,
+            manifest_file: DEFAULT_MANIFEST_FILE.to_string(),
+            manifest_md5: None,
+        };
+        let xml = verbose_xml(&report);
+        let plain = log.to_verbose_xml();
+        assert!(xml.starts_with(plain.trim_end()), "{xml}");
+        assert!(
+            xml.ends_with(
+                "<!-- drivecopy: retries=\"3\" bytesSent=\"6\" bytesReused=\"4\" -->\r\n"
+            ),
+            "{xml}"
+        );
+        let parsed = DriveLog::parse(xml.as_bytes()).expect("the log still parses");
+        assert_eq!(parsed, log);
     }
 }

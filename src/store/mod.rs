@@ -24,7 +24,10 @@ use crate::names::BlobPath;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+#[cfg(any(test, feature = "testing"))]
+pub mod faulty;
 pub mod local;
+pub mod retry;
 
 /// Longest block id in bytes before Base64 encoding (Put Block, peers.md §6).
 pub const MAX_BLOCK_ID_BYTES: usize = 64;
@@ -643,6 +646,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// I/O errors while locating the blob (the local store looks up where the blob's file is).
     async fn blob_url(&self, path: &BlobPath) -> Result<String, StoreError>;
+
+    /// Store requests repeated so far because a try failed with a retryable error: the count a
+    /// retrying wrapper ([`retry::RetryStore`]) keeps, for progress events and the verbose log.
+    /// Backends do not retry (see the module documentation) and report 0, the default; a wrapper
+    /// that is not itself retrying should pass its inner store's count on.
+    fn retries(&self) -> u64 {
+        0
+    }
 }
 
 /// Merge sorted-or-not byte ranges into sorted, disjoint ranges; adjacent ranges join.
