@@ -22,9 +22,12 @@ use bytes::Bytes;
 use crate::digest::Md5Digest;
 use crate::names::BlobPath;
 
+pub mod azure;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod local;
+
+pub use azure::{open_url, OpenError, OpenOptions};
 
 /// Longest block id in bytes before Base64 encoding (Put Block, peers.md §6).
 pub const MAX_BLOCK_ID_BYTES: usize = 64;
