@@ -114,8 +114,8 @@ pub enum CredentialSource {
 /// Where the blobs go: the account's blob endpoint and, for a container URL, the one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The account's blob service URL, no query, ending in `/`
-    /// (`https://acct.blob.core.windows.net/`, `http://127.0.0.1:10000/devstoreaccount1/`).
+    /// The account's blob service URL, no query
+    /// (`https://acct.blob.core.windows.net/`, `http://127.0.0.1:10000/devstoreaccount1`).
     pub account_url: Url,
     /// The account name.
     pub account: String,
@@ -198,7 +198,10 @@ pub fn resolve(
     fallback: Option<&FallbackCredential>,
 ) -> Result<Resolved, CredentialError> {
     let shown = strip_query(dest);
-    let conn = match env.get(ENV_CONNECTION_STRING).filter(|s| !s.trim().is_empty()) {
+    let conn = match env
+        .get(ENV_CONNECTION_STRING)
+        .filter(|s| !s.trim().is_empty())
+    {
         Some(text) => Some(parse_connection_string(text)?),
         None => None,
     };
@@ -224,7 +227,10 @@ pub fn resolve(
 
     let url_sas = dest_url.query().filter(|q| q.contains("sig="));
     let (auth, source) = if let Some(q) = url_sas {
-        (Auth::Sas(Secret::new(q.to_string())), CredentialSource::UrlSas)
+        (
+            Auth::Sas(Secret::new(q.to_string())),
+            CredentialSource::UrlSas,
+        )
     } else if let Some(conn) = conn {
         let auth = if let Some(sas) = conn.sas {
             Auth::Sas(sas)
@@ -259,9 +265,9 @@ pub fn resolve(
                 account: endpoint.account.clone(),
                 key: key.clone(),
             },
-            FallbackCredential::ContainerSas(sas) => {
-                Auth::Sas(Secret::new(sas.expose().trim_start_matches('?').to_string()))
-            }
+            FallbackCredential::ContainerSas(sas) => Auth::Sas(Secret::new(
+                sas.expose().trim_start_matches('?').to_string(),
+            )),
         };
         (auth, CredentialSource::Fallback)
     } else {
@@ -325,13 +331,19 @@ fn parse_endpoint(url: &Url, shown: &str) -> Result<Endpoint, CredentialError> {
                 .map(|()| (*c).to_string())
                 .map_err(|_| bad("the path does not name a valid container"))?,
         ),
-        _ => return Err(bad("name the account or one container, not a blob or prefix")),
+        _ => {
+            return Err(bad(
+                "name the account or one container, not a blob or prefix",
+            ))
+        }
     };
     let mut account_url = url.clone();
     account_url.set_query(None);
     account_url.set_fragment(None);
+    // No trailing slash after the account: the SDK appends container and blob as path
+    // segments, and `/devstoreaccount1/` would become `/devstoreaccount1//container`.
     account_url.set_path(&if path_style {
-        format!("/{account}/")
+        format!("/{account}")
     } else {
         "/".to_string()
     });
@@ -381,7 +393,8 @@ fn parse_connection_string(text: &str) -> Result<ConnectionString, CredentialErr
     if dev {
         out.account.get_or_insert_with(|| DEV_ACCOUNT.to_string());
         if out.sas.is_none() {
-            out.key.get_or_insert_with(|| Secret::new(DEV_KEY.to_string()));
+            out.key
+                .get_or_insert_with(|| Secret::new(DEV_KEY.to_string()));
         }
         out.blob_endpoint
             .get_or_insert_with(|| DEV_BLOB_ENDPOINT.to_string());
@@ -402,7 +415,8 @@ mod tests {
             .collect()
     }
 
-    const SAS: &str = "sv=2022-11-02&ss=b&srt=sco&sp=rwdlacup&se=2099-01-01&spr=https&sig=SECRETSIG%3D";
+    const SAS: &str =
+        "sv=2022-11-02&ss=b&srt=sco&sp=rwdlacup&se=2099-01-01&spr=https&sig=SECRETSIG%3D";
 
     #[test]
     fn url_sas_wins_over_everything() {
@@ -448,7 +462,7 @@ mod tests {
         assert!(r.endpoint.emulator);
         assert_eq!(
             r.endpoint.account_url.as_str(),
-            "http://127.0.0.1:10000/devstoreaccount1/"
+            "http://127.0.0.1:10000/devstoreaccount1"
         );
 
         let cs = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5==;EndpointSuffix=core.windows.net";
@@ -464,7 +478,9 @@ mod tests {
                 key: Secret::new("a2V5==".into())
             }
         );
-        let cs = format!("BlobEndpoint=http://localhost:10000/devstoreaccount1;SharedAccessSignature=?{SAS}");
+        let cs = format!(
+            "BlobEndpoint=http://localhost:10000/devstoreaccount1;SharedAccessSignature=?{SAS}"
+        );
         let r = resolve("devstorage:", &env(&[(ENV_CONNECTION_STRING, &cs)]), None).unwrap();
         assert_eq!(r.auth, Auth::Sas(Secret::new(SAS.into())));
         assert!(r.endpoint.emulator);
@@ -504,7 +520,10 @@ mod tests {
         let r = resolve(url, &env(&[]), Some(&fallback)).unwrap();
         assert_eq!(
             (r.source, r.auth),
-            (CredentialSource::Fallback, Auth::Sas(Secret::new(SAS.into())))
+            (
+                CredentialSource::Fallback,
+                Auth::Sas(Secret::new(SAS.into()))
+            )
         );
         let key = FallbackCredential::StorageAccountKey(Secret::new("a2V5".into()));
         let r = resolve(url, &env(&[]), Some(&key)).unwrap();

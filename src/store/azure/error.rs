@@ -184,12 +184,22 @@ pub(crate) fn map_status(
     ctx: Ctx<'_>,
 ) -> StoreError {
     let path = ctx.path.to_string();
+    let message = body
+        .split_once("<Message>")
+        .and_then(|(_, rest)| rest.split_once("</Message>"))
+        .map(|(m, _)| m.lines().next().unwrap_or_default().trim())
+        .filter(|m| !m.is_empty());
     let reason = || {
-        if code.is_empty() {
-            format!("status {status}")
-        } else {
-            format!("status {status} {code}")
+        let mut text = format!("status {status}");
+        if !code.is_empty() {
+            text.push(' ');
+            text.push_str(code);
         }
+        if let Some(m) = message {
+            text.push_str(": ");
+            text.push_str(&redact(m));
+        }
+        text
     };
     match status {
         400 => {
@@ -254,10 +264,7 @@ pub(crate) fn map_status(
             path,
             retry_after: retry,
         },
-        503 if code == "ServerBusy"
-            || code.ends_with("OverAccountLimit")
-            || retry.is_some() =>
-        {
+        503 if code == "ServerBusy" || code.ends_with("OverAccountLimit") || retry.is_some() => {
             StoreError::Throttled {
                 path,
                 retry_after: retry,
@@ -286,29 +293,90 @@ mod tests {
 
     #[test]
     fn table() {
-        assert!(matches!(m(403, "AuthorizationFailure", Op::Other), StoreError::PermissionDenied { .. }));
-        assert!(matches!(m(404, "BlobNotFound", Op::Other), StoreError::NotFound { path } if path == "c/b"));
-        assert!(matches!(m(404, "ContainerNotFound", Op::Create), StoreError::NotFound { path } if path == "c"));
-        assert!(matches!(m(409, "BlobAlreadyExists", Op::Create), StoreError::AlreadyExists { .. }));
-        assert!(matches!(m(409, "InvalidBlobType", Op::Create), StoreError::AlreadyExists { .. }));
-        assert!(matches!(m(409, "InvalidBlobType", Op::Pages), StoreError::InvalidInput { .. }));
-        assert!(matches!(m(412, "ConditionNotMet", Op::Create), StoreError::ConditionNotMet { .. }));
-        assert!(matches!(m(400, "InvalidBlockList", Op::Create), StoreError::InvalidBlockList { .. }));
-        assert!(matches!(m(400, "InvalidHeaderValue", Op::Stage), StoreError::InvalidInput { .. }));
-        assert!(matches!(m(416, "InvalidRange", Op::Other), StoreError::InvalidInput { .. }));
+        assert!(matches!(
+            m(403, "AuthorizationFailure", Op::Other),
+            StoreError::PermissionDenied { .. }
+        ));
+        assert!(
+            matches!(m(404, "BlobNotFound", Op::Other), StoreError::NotFound { path } if path == "c/b")
+        );
+        assert!(
+            matches!(m(404, "ContainerNotFound", Op::Create), StoreError::NotFound { path } if path == "c")
+        );
+        assert!(matches!(
+            m(409, "BlobAlreadyExists", Op::Create),
+            StoreError::AlreadyExists { .. }
+        ));
+        assert!(matches!(
+            m(409, "InvalidBlobType", Op::Create),
+            StoreError::AlreadyExists { .. }
+        ));
+        assert!(matches!(
+            m(409, "InvalidBlobType", Op::Pages),
+            StoreError::InvalidInput { .. }
+        ));
+        assert!(matches!(
+            m(412, "ConditionNotMet", Op::Create),
+            StoreError::ConditionNotMet { .. }
+        ));
+        assert!(matches!(
+            m(400, "InvalidBlockList", Op::Create),
+            StoreError::InvalidBlockList { .. }
+        ));
+        assert!(matches!(
+            m(400, "InvalidHeaderValue", Op::Stage),
+            StoreError::InvalidInput { .. }
+        ));
+        assert!(matches!(
+            m(416, "InvalidRange", Op::Other),
+            StoreError::InvalidInput { .. }
+        ));
         assert!(matches!(m(408, "", Op::Other), StoreError::Timeout { .. }));
-        assert!(matches!(m(500, "OperationTimedOut", Op::Other), StoreError::Timeout { .. }));
-        assert!(matches!(m(500, "InternalError", Op::Other), StoreError::Server { status: 500, .. }));
-        assert!(matches!(m(502, "", Op::Other), StoreError::Server { status: 502, code: None, .. }));
-        assert!(matches!(m(503, "ServerBusy", Op::Other), StoreError::Throttled { retry_after: None, .. }));
+        assert!(matches!(
+            m(500, "OperationTimedOut", Op::Other),
+            StoreError::Timeout { .. }
+        ));
+        assert!(matches!(
+            m(500, "InternalError", Op::Other),
+            StoreError::Server { status: 500, .. }
+        ));
+        assert!(matches!(
+            m(502, "", Op::Other),
+            StoreError::Server {
+                status: 502,
+                code: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            m(503, "ServerBusy", Op::Other),
+            StoreError::Throttled {
+                retry_after: None,
+                ..
+            }
+        ));
         assert!(matches!(m(503, "", Op::Other), StoreError::Server { .. }));
-        let t = map_status(429, "", "", Some(Duration::from_secs(3)), Ctx::new("c/b", Op::Other));
-        assert!(matches!(t, StoreError::Throttled { retry_after: Some(d), .. } if d == Duration::from_secs(3)));
+        let t = map_status(
+            429,
+            "",
+            "",
+            Some(Duration::from_secs(3)),
+            Ctx::new("c/b", Op::Other),
+        );
+        assert!(
+            matches!(t, StoreError::Throttled { retry_after: Some(d), .. } if d == Duration::from_secs(3))
+        );
         let mut ctx = Ctx::new("c/b", Op::Create);
         ctx.if_match = true;
-        assert!(matches!(map_status(404, "BlobNotFound", "", None, ctx), StoreError::ConditionNotMet { .. }));
+        assert!(matches!(
+            map_status(404, "BlobNotFound", "", None, ctx),
+            StoreError::ConditionNotMet { .. }
+        ));
         ctx.if_none_match = true;
-        assert!(matches!(map_status(412, "ConditionNotMet", "", None, ctx), StoreError::AlreadyExists { .. }));
+        assert!(matches!(
+            map_status(412, "ConditionNotMet", "", None, ctx),
+            StoreError::AlreadyExists { .. }
+        ));
     }
 
     #[test]
@@ -319,13 +387,21 @@ mod tests {
         ctx.md5 = Some((wrong, data));
         let body = "<Error><Code>InvalidOperation</Code><Message>Provided contentMD5 doesn't match.</Message></Error>";
         match map_status(400, "InvalidOperation", body, None, ctx) {
-            StoreError::Md5Mismatch { expected, actual, .. } => {
+            StoreError::Md5Mismatch {
+                expected, actual, ..
+            } => {
                 assert_eq!((expected, actual), (wrong, Md5Digest::of(data)));
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(map_status(400, "Md5Mismatch", "", None, ctx), StoreError::Md5Mismatch { .. }));
-        assert!(matches!(map_status(400, "InvalidOperation", "other", None, ctx), StoreError::InvalidInput { .. }));
+        assert!(matches!(
+            map_status(400, "Md5Mismatch", "", None, ctx),
+            StoreError::Md5Mismatch { .. }
+        ));
+        assert!(matches!(
+            map_status(400, "InvalidOperation", "other", None, ctx),
+            StoreError::InvalidInput { .. }
+        ));
     }
 
     #[test]

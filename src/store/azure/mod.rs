@@ -17,7 +17,10 @@
 //! - An empty range or a 0-byte blob is read without a ranged GET (the SDK refuses a
 //!   zero-length range, item 4).
 //! - Blob names exactly `.` or `..` cannot be addressed by URL (dot segments are removed by URL
-//!   normalization, WHATWG URL §4.4) and fail with [`StoreError::InvalidInput`].
+//!   normalization, WHATWG URL §4.4) and fail with [`StoreError::InvalidInput`]; so do names
+//!   with `\`, which the service (Azurite 3.35 measured) stores as `/` — a silent rename.
+//! - Metadata names reach the service lowercased: they travel as `x-ms-meta-NAME` headers and
+//!   the `http` crate lowercases header names (no case-preserving option in reqwest).
 //! - A commit, Set Properties and Set Metadata return the new properties by a Get Blob
 //!   Properties after the write (Put Block List does not return the length).
 
@@ -38,11 +41,11 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_storage_blob::models::{
     BlobClientDeleteOptions, BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
-    BlobClientSetMetadataOptions, BlobClientSetPropertiesOptions, BlobContainerClientListBlobsOptions,
-    BlobType, BlockBlobClientCommitBlockListOptions, BlockBlobClientStageBlockOptions,
-    BlockBlobClientUploadOptions, BlockListType, BlockLookupList, HttpRange, ListBlobsIncludeItem,
-    PageBlobClientCreateOptions, PageBlobClientCreateResultHeaders,
-    PageBlobClientUploadPagesOptions,
+    BlobClientSetMetadataOptions, BlobClientSetPropertiesOptions,
+    BlobContainerClientListBlobsOptions, BlobType, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockListType, BlockLookupList,
+    HttpRange, ListBlobsIncludeItem, PageBlobClientCreateOptions,
+    PageBlobClientCreateResultHeaders, PageBlobClientUploadPagesOptions,
 };
 use azure_storage_blob::{BlobClient, BlobServiceClient, BlobServiceClientOptions};
 use bytes::Bytes;
@@ -143,7 +146,10 @@ impl AzureStore {
         let transport = Transport::new(Arc::new(http));
         let entra = match &resolved.auth {
             Auth::Entra(kind) => Some(entra_credential(*kind, env, &transport).map_err(|e| {
-                error::map(e, Ctx::new(resolved.endpoint.account_url.as_str(), Op::Other))
+                error::map(
+                    e,
+                    Ctx::new(resolved.endpoint.account_url.as_str(), Op::Other),
+                )
             })?),
             _ => None,
         };
@@ -243,7 +249,17 @@ impl AzureStore {
                 reason: "azure cannot address a blob named . or .. (url dot segments)".into(),
             });
         }
-        Ok(self.service()?.service.blob_client(&path.container, &path.name))
+        if path.name.contains('\\') {
+            return Err(StoreError::InvalidInput {
+                path: path.to_string(),
+                reason: "the blob service stores \\ in a name as /; refused rather than renamed"
+                    .into(),
+            });
+        }
+        Ok(self
+            .service()?
+            .service
+            .blob_client(&path.container, &path.name))
     }
 
     async fn properties_of(&self, path: &BlobPath) -> Result<BlobProperties, StoreError> {
@@ -261,7 +277,12 @@ impl AzureStore {
         Ok(BlobProperties {
             kind,
             length: resp.content_length().map_err(h)?.unwrap_or(0),
-            etag: ETag(resp.etag().map_err(h)?.map(|e| e.to_string()).unwrap_or_default()),
+            etag: ETag(
+                resp.etag()
+                    .map_err(h)?
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
             last_modified: resp
                 .last_modified()
                 .map_err(h)?
@@ -274,8 +295,55 @@ impl AzureStore {
                 content_disposition: resp.content_disposition().map_err(h)?,
                 content_md5: resp.content_md5().map_err(h)?.and_then(md5_of),
             },
-            metadata: resp.metadata().map_err(h)?.into_iter().collect(),
+            metadata: self.metadata_case(path, resp.metadata().map_err(h)?).await,
         })
+    }
+
+    /// HTTP header names arrive lowercased, but Azure keeps the case of metadata names, and
+    /// List Blobs returns it: ask for this one blob (the first name with it as prefix is the
+    /// blob itself) and take its names when they match. Without list permission, or on any
+    /// error, the lowercase names are kept.
+    async fn metadata_case(
+        &self,
+        path: &BlobPath,
+        lower: HashMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let lowered: BTreeMap<String, String> = lower.into_iter().collect();
+        if lowered.is_empty() {
+            return lowered;
+        }
+        let Ok(signed) = self.service() else {
+            return lowered;
+        };
+        let client = signed.service.blob_container_client(&path.container);
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(path.name.clone()),
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            maxresults: Some(1),
+            ..Default::default()
+        };
+        let Ok(mut pager) = client.list_blobs(Some(options)) else {
+            return lowered;
+        };
+        let Ok(Some(item)) = pager.try_next().await else {
+            return lowered;
+        };
+        let listed: BTreeMap<String, String> = item
+            .metadata
+            .and_then(|m| m.values)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let same = item.name.as_deref() == Some(path.name.as_str())
+            && listed.len() == lowered.len()
+            && listed
+                .iter()
+                .all(|(k, v)| lowered.get(&k.to_ascii_lowercase()) == Some(v));
+        if same {
+            listed
+        } else {
+            lowered
+        }
     }
 }
 
@@ -291,7 +359,12 @@ fn md5_of(bytes: Vec<u8>) -> Option<Md5Digest> {
     <[u8; 16]>::try_from(bytes.as_slice()).ok().map(Md5Digest)
 }
 
-fn etag_condition(condition: &Condition) -> (Option<azure_core::http::Etag>, Option<azure_core::http::Etag>) {
+fn etag_condition(
+    condition: &Condition,
+) -> (
+    Option<azure_core::http::Etag>,
+    Option<azure_core::http::Etag>,
+) {
     match condition {
         Condition::None => (None, None),
         Condition::IfNoneMatchStar => (None, Some("*".into())),
@@ -307,11 +380,20 @@ fn ctx_for<'a>(path: &'a str, op: Op, condition: &Condition) -> Ctx<'a> {
 }
 
 fn hash_map(metadata: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
-    (!metadata.is_empty()).then(|| metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
 }
 
 /// Verify a [`BlockChecksum::Md5`] locally; return the digest to send as `Content-MD5`.
-fn checked_md5(path: &BlobPath, data: &[u8], checksum: BlockChecksum) -> Result<Option<Md5Digest>, StoreError> {
+fn checked_md5(
+    path: &BlobPath,
+    data: &[u8],
+    checksum: BlockChecksum,
+) -> Result<Option<Md5Digest>, StoreError> {
     if let BlockChecksum::Md5(expected) = checksum {
         let actual = Md5Digest::of(data);
         if actual != expected {
@@ -348,12 +430,12 @@ fn entra_credential(
             Some(ClientSecretCredentialOptions { client_options }),
         )?,
         EntraKind::WorkloadIdentity => WorkloadIdentityCredential::new(None)?,
-        EntraKind::ManagedIdentity => ManagedIdentityCredential::new(Some(
-            ManagedIdentityCredentialOptions {
+        EntraKind::ManagedIdentity => {
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 client_options,
                 ..ManagedIdentityCredentialOptions::default()
-            },
-        ))?,
+            }))?
+        }
         EntraKind::DeveloperTools => DeveloperToolsCredential::new(None)?,
     })
 }
@@ -371,7 +453,10 @@ impl BlobStore for AzureStore {
             Ok(_) => Ok(()),
             Err(e) if e.http_status().map(u16::from) == Some(409) => Ok(()),
             // A container SAS may not create its container; it is enough that it exists.
-            Err(e) if e.http_status().map(u16::from) == Some(403) && self.resolved.endpoint.container.is_some() => {
+            Err(e)
+                if e.http_status().map(u16::from) == Some(403)
+                    && self.resolved.endpoint.container.is_some() =>
+            {
                 client
                     .get_properties(None)
                     .await
@@ -415,7 +500,12 @@ impl BlobStore for AzureStore {
         let mut ctx = Ctx::new(&p, Op::Stage);
         ctx.md5 = md5.map(|d| (d, block.data.as_ref()));
         client
-            .stage_block(block.id.as_bytes(), len, block.data.clone().into(), Some(options))
+            .stage_block(
+                block.id.as_bytes(),
+                len,
+                block.data.clone().into(),
+                Some(options),
+            )
             .await
             .map(|_| ())
             .map_err(|e| error::map(e, ctx))
@@ -485,10 +575,14 @@ impl BlobStore for AzureStore {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|b| {
-                    let id = BlockId::new(b.name.unwrap_or_default()).map_err(|_| StoreError::Other {
-                        path: p.clone(),
-                        backend: "azure",
-                        source: Box::new(RedactedError::msg("the service listed an invalid block id")),
+                    let id = BlockId::new(b.name.unwrap_or_default()).map_err(|_| {
+                        StoreError::Other {
+                            path: p.clone(),
+                            backend: "azure",
+                            source: Box::new(RedactedError::msg(
+                                "the service listed an invalid block id",
+                            )),
+                        }
                     })?;
                     Ok((id, u64::try_from(b.size.unwrap_or(0)).unwrap_or(0)))
                 })
@@ -510,7 +604,9 @@ impl BlobStore for AzureStore {
         if length_bytes % PAGE_BYTES != 0 || length_bytes > MAX_PAGE_BLOB_BYTES {
             return Err(StoreError::InvalidInput {
                 path: p,
-                reason: format!("page blob length {length_bytes} is not a multiple of 512 up to 8 TiB"),
+                reason: format!(
+                    "page blob length {length_bytes} is not a multiple of 512 up to 8 TiB"
+                ),
             });
         }
         validate_metadata(path, &options.metadata)?;
@@ -538,7 +634,12 @@ impl BlobStore for AzureStore {
         Ok(BlobProperties {
             kind: BlobKind::PageBlob,
             length: length_bytes,
-            etag: ETag(resp.etag().map_err(h)?.map(|e| e.to_string()).unwrap_or_default()),
+            etag: ETag(
+                resp.etag()
+                    .map_err(h)?
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
             last_modified: resp
                 .last_modified()
                 .map_err(h)?
@@ -557,7 +658,11 @@ impl BlobStore for AzureStore {
     ) -> Result<(), StoreError> {
         let p = path.to_string();
         let len = data.len() as u64;
-        if offset_bytes % PAGE_BYTES != 0 || len % PAGE_BYTES != 0 || len == 0 || len > MAX_PUT_PAGE_BYTES {
+        if offset_bytes % PAGE_BYTES != 0
+            || len % PAGE_BYTES != 0
+            || len == 0
+            || len > MAX_PUT_PAGE_BYTES
+        {
             return Err(StoreError::InvalidInput {
                 path: p,
                 reason: format!("put page of {len} bytes at {offset_bytes}: not 512-aligned, empty or over 4 MiB"),
@@ -572,7 +677,12 @@ impl BlobStore for AzureStore {
         let mut ctx = Ctx::new(&p, Op::Pages);
         ctx.md5 = md5.map(|d| (d, data.as_ref()));
         client
-            .upload_pages(data.clone().into(), len, HttpRange::new(offset_bytes, len), Some(options))
+            .upload_pages(
+                data.clone().into(),
+                len,
+                HttpRange::new(offset_bytes, len),
+                Some(options),
+            )
             .await
             .map(|_| ())
             .map_err(|e| error::map(e, ctx))
@@ -658,7 +768,7 @@ impl BlobStore for AzureStore {
     ) -> Result<Bytes, StoreError> {
         let p = path.to_string();
         let client = self.blob(path)?;
-        let (http_range, partition) = match range {
+        let (http_range, partition) = match range.clone() {
             Some(r) if r.start >= r.end => {
                 // The SDK refuses a zero-length range: check existence, read nothing.
                 self.properties_of(path).await?;
@@ -666,7 +776,9 @@ impl BlobStore for AzureStore {
             }
             Some(r) => {
                 let len = r.end - r.start;
-                let part = usize::try_from(len).unwrap_or(usize::MAX).min(READ_PARTITION_BYTES);
+                let part = usize::try_from(len)
+                    .unwrap_or(usize::MAX)
+                    .min(READ_PARTITION_BYTES);
                 (Some(HttpRange::new(r.start, len)), part)
             }
             None => (None, READ_PARTITION_BYTES),
@@ -679,7 +791,18 @@ impl BlobStore for AzureStore {
         };
         let map = |e| error::map(e, Ctx::new(&p, Op::Other));
         let result = client.download(Some(options)).await.map_err(map)?;
-        result.body.collect().await.map_err(map)
+        let bytes = result.body.collect().await.map_err(map)?;
+        if let (true, Some(start)) = (bytes.is_empty(), range.as_ref().map(|r| r.start)) {
+            // The SDK turns Azure's 416 for a range past the end into an empty body.
+            let length = self.properties_of(path).await?.length;
+            if start >= length {
+                return Err(StoreError::InvalidInput {
+                    path: p,
+                    reason: format!("range starts at {start}, the blob has {length} bytes"),
+                });
+            }
+        }
+        Ok(bytes)
     }
 
     async fn list_blobs(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StoreError> {
@@ -740,7 +863,9 @@ impl BlobStore for AzureStore {
         let (if_match, if_none_match) = etag_condition(&options.condition);
         let mut content = options.content.clone();
         // Azure stores the MD5 of a Put Blob itself; sending ours makes that explicit.
-        let md5 = *content.content_md5.get_or_insert_with(|| Md5Digest::of(&data));
+        let md5 = *content
+            .content_md5
+            .get_or_insert_with(|| Md5Digest::of(&data));
         let c = content.clone();
         let len = data.len() as u64;
         let upload = BlockBlobClientUploadOptions {
@@ -757,9 +882,11 @@ impl BlobStore for AzureStore {
             partition_size: NonZero::new(len.clamp(1, PUT_BLOB_ONESHOT_BYTES)),
             ..Default::default()
         };
-        let ctx = ctx_for(&p, Op::Create, &options.condition);
+        // Put Blob checks x-ms-blob-content-md5 against the body: a mismatch is Md5Mismatch.
+        let mut ctx = ctx_for(&p, Op::Create, &options.condition);
+        ctx.md5 = Some((md5, data.as_ref()));
         let resp = client
-            .upload(data.into(), Some(upload))
+            .upload(data.clone().into(), Some(upload))
             .await
             .map_err(|e| error::map(e, ctx))?;
         Ok(BlobProperties {
@@ -819,11 +946,16 @@ mod tests {
     #[test]
     fn blob_urls_are_plain_and_container_scope_is_enforced() {
         let s = store("http://127.0.0.1:1/devstoreaccount1/");
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let url = rt
             .block_on(s.blob_url(&BlobPath::parse("c1c/a b/ü?.txt").unwrap()))
             .unwrap();
-        assert_eq!(url, "http://127.0.0.1:1/devstoreaccount1/c1c/a%20b%2F%C3%BC%3F.txt");
+        assert_eq!(
+            url,
+            "http://127.0.0.1:1/devstoreaccount1/c1c/a%20b%2F%C3%BC%3F.txt"
+        );
         assert!(!format!("{s:?}").contains("sig"));
         let scoped = store("http://127.0.0.1:1/devstoreaccount1/only");
         let err = rt
@@ -834,7 +966,10 @@ mod tests {
             container: "only".into(),
             name: ".".into(),
         };
-        assert!(matches!(scoped.blob(&dot), Err(StoreError::InvalidInput { .. })));
+        assert!(matches!(
+            scoped.blob(&dot),
+            Err(StoreError::InvalidInput { .. })
+        ));
         assert_eq!(rt.block_on(scoped.list_containers()).unwrap(), ["only"]);
     }
 }

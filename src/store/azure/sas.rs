@@ -67,9 +67,10 @@ pub fn account_sas(
     let sv = SAS_VERSION;
     let to_sign = format!("{account}\n{sp}\nb\nsco\n{st}\n{se}\n\n{spr}\n{sv}\n\n");
     // HMAC accepts a key of any length; the error branch cannot happen but is not unwrapped.
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|_| SasError::KeyNotBase64 {
-        account: account.to_string(),
-    })?;
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|_| SasError::KeyNotBase64 {
+            account: account.to_string(),
+        })?;
     mac.update(to_sign.as_bytes());
     let sig = B64.encode(mac.finalize().into_bytes());
     Ok(Secret::new(format!(
