@@ -437,3 +437,24 @@ fn no_error_text_contains_the_signature() {
         }
     });
 }
+
+/// A 0-byte page blob (an empty `.vhd` on a drive) exists, reads empty and has no page ranges.
+#[test]
+fn an_empty_page_blob() {
+    let Some(endpoint) = azurite_endpoint("an_empty_page_blob") else {
+        return;
+    };
+    let store = azurite_store(&endpoint);
+    rt().block_on(async {
+        let container = unique("empty");
+        store.create_container(&container).await.unwrap();
+        let p = path(&container, "empty.vhd");
+        store
+            .create_page_blob(&p, 0, CommitOptions::default())
+            .await
+            .expect("create");
+        assert_eq!(store.get_properties(&p).await.unwrap().length, 0);
+        assert!(store.read_range(&p, None).await.unwrap().is_empty());
+        assert_eq!(store.get_page_ranges(&p).await.expect("ranges"), vec![]);
+    });
+}

@@ -441,6 +441,22 @@ impl Fixture {
         }
     }
 
+    /// Another, empty store of the same backend: a local store in `tmp/<tag>`, or the shared
+    /// Azurite with a fresh container prefix.
+    pub fn fresh_target(&self, tag: &str) -> Arc<dyn BlobStore> {
+        match &self.backend {
+            Backend::Local => Arc::new(
+                LocalStore::open(&self.tmp.path().join(tag))
+                    .expect("open the store")
+                    .with_fsync(false),
+            ),
+            Backend::Azurite(endpoint) => Arc::new(Prefixed {
+                inner: azurite_store(endpoint),
+                prefix: format!("{}-", unique("f")),
+            }),
+        }
+    }
+
     /// The scheme of log URIs the backend returns (`file://` or `http://`).
     pub fn uri_scheme(&self) -> &'static str {
         match self.backend {
