@@ -38,7 +38,11 @@ pub fn azurite_endpoint(test: &str) -> Option<String> {
     match std::env::var(AZURITE_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!(
+            // Written to the real stderr, past the test harness's capture, so that a plain
+            // `cargo test` shows what it skipped.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipping {test} against Azurite: {AZURITE_ENV} not set (scripts/test.sh starts Azurite)"
             );
             None

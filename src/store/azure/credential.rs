@@ -553,8 +553,8 @@ mod tests {
             let text = format!("{err} {err:?}");
             assert!(!text.contains("SECRETSIG"), "{text}");
         }
-        let cs = format!("AccountName=a;AccountKey=SECRETSIG;Bogus");
-        let err = resolve("devstorage:", &env(&[(ENV_CONNECTION_STRING, &cs)]), None).unwrap_err();
+        let cs = "AccountName=a;AccountKey=SECRETSIG;Bogus";
+        let err = resolve("devstorage:", &env(&[(ENV_CONNECTION_STRING, cs)]), None).unwrap_err();
         assert!(!format!("{err} {err:?}").contains("SECRETSIG"));
         let s = Secret::new("SECRETSIG".into());
         assert!(!format!("{s} {s:?}").contains("SECRETSIG"));

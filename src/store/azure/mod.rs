@@ -601,7 +601,7 @@ impl BlobStore for AzureStore {
         options: CommitOptions,
     ) -> Result<BlobProperties, StoreError> {
         let p = path.to_string();
-        if length_bytes % PAGE_BYTES != 0 || length_bytes > MAX_PAGE_BLOB_BYTES {
+        if !length_bytes.is_multiple_of(PAGE_BYTES) || length_bytes > MAX_PAGE_BLOB_BYTES {
             return Err(StoreError::InvalidInput {
                 path: p,
                 reason: format!(
@@ -658,8 +658,8 @@ impl BlobStore for AzureStore {
     ) -> Result<(), StoreError> {
         let p = path.to_string();
         let len = data.len() as u64;
-        if offset_bytes % PAGE_BYTES != 0
-            || len % PAGE_BYTES != 0
+        if !offset_bytes.is_multiple_of(PAGE_BYTES)
+            || !len.is_multiple_of(PAGE_BYTES)
             || len == 0
             || len > MAX_PUT_PAGE_BYTES
         {
