@@ -262,7 +262,14 @@ impl AzureStore {
             .blob_client(&path.container, &path.name))
     }
 
-    async fn properties_of(&self, path: &BlobPath) -> Result<BlobProperties, StoreError> {
+    /// Get Blob Properties. With `exact_metadata_case`, a blob with metadata costs a second
+    /// request (see [`Self::metadata_case`]); the refresh after our own writes skips it, since
+    /// the names we send reach the service lowercased anyway.
+    async fn properties_of(
+        &self,
+        path: &BlobPath,
+        exact_metadata_case: bool,
+    ) -> Result<BlobProperties, StoreError> {
         let p = path.to_string();
         let client = self.blob(path)?;
         let resp = client
@@ -295,7 +302,11 @@ impl AzureStore {
                 content_disposition: resp.content_disposition().map_err(h)?,
                 content_md5: resp.content_md5().map_err(h)?.and_then(md5_of),
             },
-            metadata: self.metadata_case(path, resp.metadata().map_err(h)?).await,
+            metadata: if exact_metadata_case {
+                self.metadata_case(path, resp.metadata().map_err(h)?).await
+            } else {
+                resp.metadata().map_err(h)?.into_iter().collect()
+            },
         })
     }
 
@@ -558,7 +569,7 @@ impl BlobStore for AzureStore {
             .commit_block_list(body, Some(commit))
             .await
             .map_err(|e| error::map(e, ctx))?;
-        self.properties_of(path).await
+        self.properties_of(path, false).await
     }
 
     async fn get_block_list(&self, path: &BlobPath) -> Result<BlockListing, StoreError> {
@@ -700,7 +711,7 @@ impl BlobStore for AzureStore {
                 Ok(None) => break,
                 // Azurite answers 416 for a 0-byte page blob, which has no ranges.
                 Err(e) if e.http_status().map(u16::from) == Some(416) && ranges.is_empty() => {
-                    let props = self.properties_of(path).await?;
+                    let props = self.properties_of(path, false).await?;
                     if props.kind == BlobKind::PageBlob && props.length == 0 {
                         return Ok(Vec::new());
                     }
@@ -721,7 +732,7 @@ impl BlobStore for AzureStore {
     }
 
     async fn get_properties(&self, path: &BlobPath) -> Result<BlobProperties, StoreError> {
-        self.properties_of(path).await
+        self.properties_of(path, true).await
     }
 
     async fn set_properties(
@@ -748,7 +759,7 @@ impl BlobStore for AzureStore {
             .set_properties(Some(options))
             .await
             .map_err(|e| error::map(e, ctx_for(&p, Op::Other, &condition)))?;
-        self.properties_of(path).await
+        self.properties_of(path, false).await
     }
 
     async fn set_metadata(
@@ -771,7 +782,7 @@ impl BlobStore for AzureStore {
             .set_metadata(&map, Some(options))
             .await
             .map_err(|e| error::map(e, ctx_for(&p, Op::Other, &condition)))?;
-        self.properties_of(path).await
+        self.properties_of(path, false).await
     }
 
     async fn read_range(
@@ -784,7 +795,7 @@ impl BlobStore for AzureStore {
         let (http_range, partition) = match range.clone() {
             Some(r) if r.start >= r.end => {
                 // The SDK refuses a zero-length range: check existence, read nothing.
-                self.properties_of(path).await?;
+                self.properties_of(path, false).await?;
                 return Ok(Bytes::new());
             }
             Some(r) => {
@@ -807,7 +818,7 @@ impl BlobStore for AzureStore {
         let bytes = result.body.collect().await.map_err(map)?;
         if let (true, Some(start)) = (bytes.is_empty(), range.as_ref().map(|r| r.start)) {
             // The SDK turns Azure's 416 for a range past the end into an empty body.
-            let length = self.properties_of(path).await?.length;
+            let length = self.properties_of(path, false).await?.length;
             if start >= length {
                 return Err(StoreError::InvalidInput {
                     path: p,
