@@ -5,8 +5,8 @@
 //! HTTP transport, and opening a destination URL ([`open_url`]). It must not retry: the SDK's
 //! own retry policy is switched off (`RetryOptions::none()`), because retrying happens in
 //! exactly one place, `store::retry`, wrapped around this store by the caller (style.md §5). It
-//! must never put a SAS or key into an error, a log or a URL it returns ([`blob_url`] is the plain
-//! URL; errors go through [`error::redact`]).
+//! must never put a SAS or key into an error, a log or a URL it returns
+//! ([`BlobStore::blob_url`] is the plain URL; errors go through [`error::redact`]).
 //!
 //! Mapping notes (each one measured against Azurite 3.35, azure-sdk-notes.md §8):
 //! - `BlockChecksum::Md5` is verified here before sending (Azurite does not check Put Page MD5,
@@ -76,14 +76,15 @@ pub const SAS_REFRESH_SECS: i64 = 3600;
 /// Idle time after which a pooled connection is closed: under Azurite's `Keep-Alive: timeout=5`
 /// (azure-sdk-notes.md §8 item 7).
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-/// Largest blob read in one GET by [`AzureStore::read_range`] of a whole blob (bytes).
+/// Largest part read in one GET when [`BlobStore::read_range`] reads a whole blob (bytes).
 const READ_PARTITION_BYTES: usize = 64 * 1024 * 1024;
 /// Largest [`BlobStore::put_blob`] sent as one Put Blob (bytes); larger ones are partitioned.
 const PUT_BLOB_ONESHOT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Build the one HTTP client all requests of a store share: a pool of `concurrency` idle
 /// connections per host, TCP keep-alive and nodelay, idle connections closed after
-/// [`POOL_IDLE_TIMEOUT`], rustls with the `ring` provider, no redirects.
+/// [`POOL_IDLE_TIMEOUT`], rustls with the `ring` provider, no redirects; a connect timeout of
+/// 20 s and a read timeout of 120 s (a stalled response becomes [`StoreError::Timeout`]).
 ///
 /// No response is ever decompressed: reqwest's `gzip`/`deflate` features are not enabled in
 /// `Cargo.toml` (azure-sdk-notes.md §8 item 2: a blob stored with `Content-Encoding: gzip` must
@@ -192,10 +193,7 @@ impl AzureStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(signed) = current.as_ref() {
-            let fresh = signed
-                .expires
-                .is_none_or(|e| e - now > time::Duration::seconds(SAS_REFRESH_SECS));
-            if fresh {
+            if !needs_resigning(signed.expires, now) {
                 return Ok(Arc::clone(signed));
             }
         }
@@ -356,6 +354,12 @@ impl AzureStore {
             lowered
         }
     }
+}
+
+/// Whether a client whose self-signed SAS expires at `expires` must be re-signed at `now`
+/// (less than [`SAS_REFRESH_SECS`] left). A SAS from the URL or an Entra token never is.
+fn needs_resigning(expires: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    expires.is_some_and(|e| e - now <= time::Duration::seconds(SAS_REFRESH_SECS))
 }
 
 fn bad_response(path: &str, e: azure_core::Error) -> StoreError {
@@ -965,6 +969,25 @@ mod tests {
         )]);
         let resolved = resolve(dest, &env, None).unwrap();
         AzureStore::new(resolved, http_client(4).unwrap(), &env).unwrap()
+    }
+
+    #[test]
+    fn self_signed_sas_is_renewed_an_hour_before_expiry() {
+        let now = OffsetDateTime::now_utc();
+        let signed = |secs| Some(now + time::Duration::seconds(secs));
+        assert!(!needs_resigning(None, now));
+        assert!(!needs_resigning(signed(SAS_LIFETIME_SECS), now));
+        assert!(!needs_resigning(signed(SAS_REFRESH_SECS + 1), now));
+        assert!(needs_resigning(signed(SAS_REFRESH_SECS), now));
+        assert!(needs_resigning(signed(-5), now));
+        let s = store("http://127.0.0.1:1/devstoreaccount1");
+        let first = s.service().unwrap();
+        let expires = first.expires.expect("an account key signs an expiring sas");
+        assert!(expires - now >= time::Duration::seconds(SAS_LIFETIME_SECS - 60));
+        assert!(
+            Arc::ptr_eq(&first, &s.service().unwrap()),
+            "reused while fresh"
+        );
     }
 
     #[test]
