@@ -113,6 +113,14 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// The `x-ms-error-code` of a service error, if it is one.
+pub(crate) fn code(e: &azure_core::Error) -> Option<&str> {
+    match e.kind() {
+        ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+        _ => None,
+    }
+}
+
 /// Parse `Retry-After` (delta seconds) or `x-ms-retry-after-ms` / `retry-after-ms`.
 fn retry_after(headers: &azure_core::http::headers::Headers) -> Option<Duration> {
     for name in ["x-ms-retry-after-ms", "retry-after-ms"] {

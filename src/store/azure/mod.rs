@@ -466,7 +466,7 @@ impl BlobStore for AzureStore {
         let client = self.service()?.service.blob_container_client(container);
         match client.create(None).await {
             Ok(_) => Ok(()),
-            Err(e) if e.http_status().map(u16::from) == Some(409) => Ok(()),
+            Err(e) if error::code(&e) == Some("ContainerAlreadyExists") => Ok(()),
             // A container SAS may not create its container; it is enough that it exists.
             Err(e)
                 if e.http_status().map(u16::from) == Some(403)
