@@ -549,3 +549,75 @@ fn a_blob_uploaded_by_azcopy_reads_back_with_its_md5() {
         assert!(got == data);
     });
 }
+
+/// The binary imports a drive into Azurite through a SAS URL; no output stream, event, log
+/// blob or log URI carries the signature, and the URIs are plain blob URLs.
+#[test]
+fn the_cli_imports_through_a_sas_url_without_showing_it() {
+    let test = "the_cli_imports_through_a_sas_url_without_showing_it";
+    let Some(endpoint) = azurite_endpoint(test) else {
+        return;
+    };
+    let fx = util::Fixture::new();
+    let good = fx.source_file("a.txt", util::random_bytes(5000, 1));
+    fx.source_file("bad.bin", util::random_bytes(70_000, 2));
+    let container = unique("cli");
+    fx.prepare(&container, 64 * 1024);
+    // Corrupt one file so that an error log is written too.
+    let on_drive = fx.drive.join(&container).join("bad.bin");
+    let mut bytes = std::fs::read(&on_drive).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&on_drive, &bytes).unwrap();
+
+    let sas = signed_sas();
+    let sig = the_signature(&sas);
+    let diagnostics = unique("diag");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drivecopy"))
+        .arg("import")
+        .arg("--drive")
+        .arg(&fx.drive)
+        .args(["--dest", &format!("{endpoint}/?{}", sas.expose())])
+        .args([
+            "--job",
+            "clijob",
+            "--log-level",
+            "verbose",
+            "--no-direct-io",
+        ])
+        .args(["--diagnostics-path", &diagnostics])
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .output()
+        .expect("run drivecopy");
+    let run = util::finish(out);
+    assert_eq!(run.code, 1, "CompletedMoreInfo: {}", run.describe());
+    assert!(
+        !run.stdout.contains(&sig) && !run.stderr.contains(&sig),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.stdout.contains("sig="), "{}", run.describe());
+    let start: serde_json::Value =
+        serde_json::from_str(run.stdout.lines().next().unwrap_or_default()).unwrap();
+    assert_eq!(
+        start["destination"],
+        serde_json::Value::from(format!("{endpoint}/"))
+    );
+
+    let store = azurite_store(&endpoint);
+    rt().block_on(async {
+        util::assert_blob(store.as_ref(), &format!("{container}/a.txt"), &good).await;
+        let logs = store.list_blobs(&diagnostics, "").await.unwrap();
+        assert_eq!(logs.len(), 2, "error and verbose logs");
+        for log in logs {
+            let p = path(&diagnostics, &log.name);
+            let text = store.read_range(&p, None).await.unwrap();
+            assert!(!String::from_utf8_lossy(&text).contains(&sig));
+            let url = store.blob_url(&p).await.unwrap();
+            assert!(
+                run.stdout.contains(&url),
+                "the result names {url}: {}",
+                run.stdout
+            );
+        }
+    });
+}
