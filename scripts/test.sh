@@ -4,6 +4,11 @@
 # (Rust, qemu-utils, python3); installs e2fsprogs with apt only if mkfs.ext4 is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Azurite (pinned by package.json / package-lock.json, installed by npm ci on first use) runs on
+# a free loopback port for the whole suite, so the Azure tests run too (scripts/azurite.sh; an
+# EXIT trap stops it). Needs node and npm.
+# shellcheck source=scripts/azurite.sh
+source scripts/azurite.sh
 
 echo "== cargo test (debug build, both I/O engines)"
 cargo test --all-features --lib --bins --tests 2>&1

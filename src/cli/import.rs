@@ -17,8 +17,10 @@ use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink, ResultEvent};
 use drivecopy::job::{DriveState, DriveStatus};
 use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
-use drivecopy::store::local::{LocalStore, DEFAULT_LOCAL_STORE_DIR};
-use drivecopy::store::BlobStore;
+use drivecopy::store::azure::display_destination;
+use drivecopy::store::local::DEFAULT_LOCAL_STORE_DIR;
+use drivecopy::store::retry::{RetryPolicy, RetryStore};
+use drivecopy::store::{open_url, BlobStore, OpenOptions};
 
 use super::args::parse_size;
 use super::exit::Exit;
@@ -39,7 +41,14 @@ pub struct ImportArgs {
     #[arg(long, value_name = "HEX")]
     pub manifest_hash: Option<String>,
     /// Where blobs go: a directory or `file:///abs/path` for the embedded local store
-    /// (default `./drivecopy-store`).
+    /// (default `./drivecopy-store`); or Azure Blob Storage: `https://ACCOUNT.blob.core.windows.net/`
+    /// (or `.../CONTAINER`, which limits the import to that container), an emulator URL
+    /// `http://127.0.0.1:PORT/devstoreaccount1`, or `devstorage:` (the endpoint of the
+    /// connection string). Credentials, first match wins: a SAS in the URL;
+    /// `AZURE_STORAGE_CONNECTION_STRING`; `AZURE_STORAGE_ACCOUNT` + `AZURE_STORAGE_KEY`
+    /// (drivecopy signs short-lived account SAS tokens); Microsoft Entra ID (service principal,
+    /// workload or managed identity from `AZURE_*`, or `DRIVECOPY_AZURE_AUTH=cli`). A SAS or key
+    /// is never printed.
     #[arg(long, value_name = "URL")]
     pub dest: Option<String>,
     /// The job name, used in log blob names.
@@ -89,14 +98,27 @@ pub enum LogLevelArg {
     Verbose,
 }
 
-/// Open the store a `--dest` names.
-pub fn open_store(dest: Option<&str>, fsync: bool) -> anyhow::Result<Arc<dyn BlobStore>> {
+/// Open the store a `--dest` names (see [`drivecopy::store::open_url`]), its HTTP pool sized
+/// to `concurrency` requests. A remote store's requests are retried in one place (style.md §5,
+/// `store::retry` with its documented defaults); a cancelled run stops waiting between tries.
+pub fn open_store(
+    dest: Option<&str>,
+    fsync: bool,
+    concurrency: usize,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Arc<dyn BlobStore>> {
     let url = dest.unwrap_or(DEFAULT_LOCAL_STORE_DIR);
-    if url.starts_with("http://") || url.starts_with("https://") {
-        anyhow::bail!("Azure destinations are not supported by this build yet; use a directory");
-    }
-    let store = LocalStore::from_url(url).with_context(|| format!("open the local store {url}"))?;
-    Ok(Arc::new(store.with_fsync(fsync)))
+    let mut options = OpenOptions::new(concurrency);
+    options.fsync = fsync;
+    let store = open_url(url, &options, |store| {
+        Arc::new(RetryStore::new(
+            store,
+            RetryPolicy::default(),
+            cancel.clone(),
+        ))
+    })
+    .with_context(|| format!("open the store {}", display_destination(url)))?;
+    Ok(store)
 }
 
 /// Start a multi-thread runtime, cancel `cancel` on SIGINT or SIGTERM (a second signal exits at
@@ -142,21 +164,20 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let cancel = CancellationToken::new();
     let sink = Arc::new(StdoutSink::new(cancel.clone()));
     let (engine, remark) = IoEngine::probe();
-    let store = open_store(args.dest.as_deref(), !args.no_fsync)?;
-    // Every store request is retried in one place (style.md §5), with the documented defaults;
-    // a cancelled run stops waiting between tries.
-    let store: Arc<dyn BlobStore> = Arc::new(drivecopy::store::retry::RetryStore::new(
-        store,
-        drivecopy::store::retry::RetryPolicy::default(),
-        cancel.clone(),
-    ));
+    // Requests in flight: blobs at once times a few blocks each (the pool keeps idle
+    // connections for that many).
+    let store = open_store(
+        args.dest.as_deref(),
+        !args.no_fsync,
+        args.concurrency.saturating_mul(4).max(16),
+        &cancel,
+    )?;
     let mut config = ImportConfig::new(&args.drive, engine);
     config.io_engine_remark = remark;
-    config.destination = Some(
-        args.dest
-            .clone()
-            .unwrap_or_else(|| DEFAULT_LOCAL_STORE_DIR.to_string()),
-    );
+    // Never the SAS: the start event shows the URL without its query string.
+    config.destination = Some(display_destination(
+        args.dest.as_deref().unwrap_or(DEFAULT_LOCAL_STORE_DIR),
+    ));
     config.manifest_file = args.manifest.clone();
     config.manifest_hash = args.manifest_hash.clone();
     config.drive_id = args.drive_id.clone();

@@ -22,7 +22,11 @@ use drivecopy::jobstore::{
     self, BlobJobStore, DirJobStore, JobStore, JobStoreError, DEFAULT_JOB_CONTAINER,
     DEFAULT_JOB_DIR,
 };
+use drivecopy::store::azure::{self, display_destination, is_remote};
 use drivecopy::store::local::LocalStore;
+use drivecopy::store::retry::{RetryPolicy, RetryStore};
+use drivecopy::store::{open_url, OpenOptions};
+use tokio_util::sync::CancellationToken;
 
 use super::exit::Exit;
 
@@ -152,13 +156,35 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
 
 /// Open the job store named by `--job-store` (see [`JobArgs`]).
 pub(crate) fn open_store(spec: &str) -> anyhow::Result<Result<Arc<dyn JobStore>, String>> {
+    if is_remote(spec) {
+        // Shared through Azure Storage: conditional on ETags alone (no process lock can span
+        // machines); the documents go into the container the URL names, or the default one.
+        let options = OpenOptions::new(4);
+        let container = match azure::resolve(spec, &options.env, None) {
+            Ok(r) => r
+                .endpoint
+                .container
+                .unwrap_or_else(|| DEFAULT_JOB_CONTAINER.to_string()),
+            Err(e) => return Ok(Err(format!("--job-store: {e}"))),
+        };
+        let store = open_url(spec, &options, |store| {
+            Arc::new(RetryStore::new(
+                store,
+                RetryPolicy::default(),
+                CancellationToken::new(),
+            ))
+        })
+        .with_context(|| format!("open the job store {}", display_destination(spec)))?;
+        return Ok(Ok(Arc::new(BlobJobStore::new(store, container))));
+    }
     let local = if let Some(rest) = spec.strip_prefix("blob:") {
         Some(rest)
     } else if spec.starts_with("file://") {
         Some(spec)
     } else if spec.contains("://") {
         return Ok(Err(format!(
-            "--job-store {spec:?}: only a directory, blob:PATH or file:///PATH is supported"
+            "--job-store {spec:?}: only a directory, blob:PATH, file:///PATH or an http(s) blob \
+             service URL is supported"
         )));
     } else {
         None
@@ -452,8 +478,13 @@ mod tests {
         let url = format!("file://{}", tmp.path().join("c").display());
         let store = open_store(&url).expect("opens").expect("a blob store");
         assert!(format!("{store:?}").contains("BlobJobStore"));
-        let azure = open_store("https://acct.blob.core.windows.net/jobs").expect("no I/O");
-        assert!(azure.is_err(), "remote stores are a later issue");
+        let azure = open_store("https://acct.blob.core.windows.net/jobs?sv=2022-11-02&sig=S")
+            .expect("opening does no I/O")
+            .expect("a blob store in Azure");
+        assert!(format!("{azure:?}").contains("BlobJobStore"));
+        assert!(!format!("{azure:?}").contains("sig=S"), "no SAS in Debug");
+        let bad = open_store("ftp://host/jobs").expect("no I/O");
+        assert!(bad.is_err(), "an unknown scheme is a usage error");
     }
 
     #[test]

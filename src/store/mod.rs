@@ -22,12 +22,15 @@ use bytes::Bytes;
 use crate::digest::Md5Digest;
 use crate::names::BlobPath;
 
+pub mod azure;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 #[cfg(any(test, feature = "testing"))]
 pub mod faulty;
 pub mod local;
 pub mod retry;
+
+pub use azure::{open_url, OpenError, OpenOptions};
 
 /// Longest block id in bytes before Base64 encoding (Put Block, peers.md §6).
 pub const MAX_BLOCK_ID_BYTES: usize = 64;

@@ -21,12 +21,250 @@ use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{CollectEvents, Event};
 use drivecopy::manifest::{DriveManifest, ImportDisposition};
 use drivecopy::names::BlobPath;
+use drivecopy::store::azure::{resolve, AzureStore};
 use drivecopy::store::local::LocalStore;
 use drivecopy::store::{
     BlobItem, BlobProperties, BlobStore, BlockChecksum, BlockId, BlockListing, CommitOptions,
     Condition, ContentProperties, StageBlock, StoreError,
 };
 use tokio_util::sync::CancellationToken;
+
+/// The environment variable naming the shared Azurite endpoint
+/// (`http://127.0.0.1:PORT/devstoreaccount1`); `scripts/azurite.sh` sets it.
+pub const AZURITE_ENV: &str = "DRIVECOPY_TEST_AZURITE";
+
+/// The Azurite endpoint, or `None` after printing why `test` is skipped.
+pub fn azurite_endpoint(test: &str) -> Option<String> {
+    match std::env::var(AZURITE_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            // Written to the real stderr, past the test harness's capture, so that a plain
+            // `cargo test` shows what it skipped.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {test} against Azurite: {AZURITE_ENV} not set (scripts/test.sh starts Azurite)"
+            );
+            None
+        }
+    }
+}
+
+/// A name part unique to this process and call: lowercase letters and digits, so that
+/// `{unique}-{container}` stays a valid container name (Azurite is shared by all tests).
+pub fn unique(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{tag}{:x}{:x}n{}",
+        std::process::id(),
+        nanos % 0xfffff,
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// An [`AzureStore`] on the Azurite `endpoint`, authorized by `UseDevelopmentStorage=true`
+/// (drivecopy signs its own account SAS with the well-known emulator key).
+pub fn azurite_store(endpoint: &str) -> Arc<AzureStore> {
+    let env = BTreeMap::from([(
+        "AZURE_STORAGE_CONNECTION_STRING".to_string(),
+        "UseDevelopmentStorage=true".to_string(),
+    )]);
+    let resolved = resolve(endpoint, &env, None).expect("resolve the azurite endpoint");
+    let http = drivecopy::store::azure::http_client(16).expect("http client");
+    Arc::new(AzureStore::new(resolved, http, &env).expect("azure store"))
+}
+
+/// Where a scenario's blobs go.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A [`LocalStore`] in the fixture's temp dir.
+    Local,
+    /// The shared Azurite at this endpoint, containers prefixed per fixture.
+    Azurite(String),
+}
+
+impl Backend {
+    /// `local` or `azurite`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Azurite(_) => "azurite",
+        }
+    }
+}
+
+/// The local backend, and Azurite when [`AZURITE_ENV`] is set (otherwise says why not).
+pub fn backends(test: &str) -> Vec<Backend> {
+    let mut out = vec![Backend::Local];
+    out.extend(azurite_endpoint(test).map(Backend::Azurite));
+    out
+}
+
+/// Run `scenario` for every backend of [`backends`] and every engine of [`engines`].
+pub fn each_backend<F, Fut>(test: &str, scenario: F)
+where
+    F: Fn(Backend, IoEngine) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for backend in backends(test) {
+        for engine in engines() {
+            eprintln!(
+                "scenario against the {} store under the {} engine",
+                backend.name(),
+                engine.as_str()
+            );
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build a tokio runtime");
+            rt.block_on(scenario(backend.clone(), engine));
+        }
+    }
+}
+
+/// A store that prefixes every container name with `prefix` (and hides other containers), so
+/// that tests sharing one Azurite never see each other's containers.
+#[derive(Debug)]
+pub struct Prefixed {
+    /// The real store.
+    pub inner: Arc<dyn BlobStore>,
+    /// Prepended to every container name (ends in `-`).
+    pub prefix: String,
+}
+
+impl Prefixed {
+    fn c(&self, container: &str) -> String {
+        format!("{}{container}", self.prefix)
+    }
+    fn p(&self, path: &BlobPath) -> BlobPath {
+        BlobPath {
+            container: self.c(&path.container),
+            name: path.name.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for Prefixed {
+    async fn create_container(&self, container: &str) -> Result<(), StoreError> {
+        self.inner.create_container(&self.c(container)).await
+    }
+    async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .inner
+            .list_containers()
+            .await?
+            .into_iter()
+            .filter_map(|c| c.strip_prefix(&self.prefix).map(str::to_string))
+            .collect())
+    }
+    async fn stage_block(&self, path: &BlobPath, block: StageBlock) -> Result<(), StoreError> {
+        self.inner.stage_block(&self.p(path), block).await
+    }
+    async fn commit_block_list(
+        &self,
+        path: &BlobPath,
+        blocks: &[BlockId],
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        self.inner
+            .commit_block_list(&self.p(path), blocks, options)
+            .await
+    }
+    async fn get_block_list(&self, path: &BlobPath) -> Result<BlockListing, StoreError> {
+        self.inner.get_block_list(&self.p(path)).await
+    }
+    async fn create_page_blob(
+        &self,
+        path: &BlobPath,
+        length_bytes: u64,
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        self.inner
+            .create_page_blob(&self.p(path), length_bytes, options)
+            .await
+    }
+    async fn put_pages(
+        &self,
+        path: &BlobPath,
+        offset_bytes: u64,
+        data: Bytes,
+        checksum: BlockChecksum,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_pages(&self.p(path), offset_bytes, data, checksum)
+            .await
+    }
+    async fn get_page_ranges(&self, path: &BlobPath) -> Result<Vec<Range<u64>>, StoreError> {
+        self.inner.get_page_ranges(&self.p(path)).await
+    }
+    async fn get_properties(&self, path: &BlobPath) -> Result<BlobProperties, StoreError> {
+        self.inner.get_properties(&self.p(path)).await
+    }
+    async fn set_properties(
+        &self,
+        path: &BlobPath,
+        content: ContentProperties,
+        condition: Condition,
+    ) -> Result<BlobProperties, StoreError> {
+        self.inner
+            .set_properties(&self.p(path), content, condition)
+            .await
+    }
+    async fn set_metadata(
+        &self,
+        path: &BlobPath,
+        metadata: BTreeMap<String, String>,
+        condition: Condition,
+    ) -> Result<BlobProperties, StoreError> {
+        self.inner
+            .set_metadata(&self.p(path), metadata, condition)
+            .await
+    }
+    async fn read_range(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes, StoreError> {
+        self.inner.read_range(&self.p(path), range).await
+    }
+    async fn list_blobs(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StoreError> {
+        self.inner.list_blobs(&self.c(container), prefix).await
+    }
+    async fn put_blob(
+        &self,
+        path: &BlobPath,
+        data: Bytes,
+        options: CommitOptions,
+    ) -> Result<BlobProperties, StoreError> {
+        self.inner.put_blob(&self.p(path), data, options).await
+    }
+    async fn delete_blob(&self, path: &BlobPath, condition: Condition) -> Result<(), StoreError> {
+        self.inner.delete_blob(&self.p(path), condition).await
+    }
+    async fn blob_url(&self, path: &BlobPath) -> Result<String, StoreError> {
+        self.inner.blob_url(&self.p(path)).await
+    }
+}
+
+/// Read a whole blob through the store and compare it with `expected`.
+pub async fn assert_blob(store: &dyn BlobStore, blob_path: &str, expected: &[u8]) {
+    let got = store
+        .read_range(&blob(blob_path), None)
+        .await
+        .unwrap_or_else(|e| panic!("read {blob_path}: {e:?}"));
+    assert!(
+        got == expected,
+        "{blob_path}: stored bytes differ from the source ({} vs {} bytes)",
+        got.len(),
+        expected.len()
+    );
+}
 
 /// The drive id every prepared test drive carries.
 pub const DRIVE_ID: &str = "TESTDRIVE01";
@@ -88,11 +326,20 @@ pub struct Fixture {
     pub store_root: PathBuf,
     /// A directory beside the drive (for files that must never be imported).
     pub outside: PathBuf,
+    /// Where [`Fixture::target`] puts blobs.
+    pub backend: Backend,
+    /// The Azurite store of this fixture (containers prefixed), made on first use.
+    azure: std::sync::OnceLock<Arc<dyn BlobStore>>,
 }
 
 impl Fixture {
-    /// Fresh, empty directories.
+    /// Fresh, empty directories; blobs in a local store.
     pub fn new() -> Fixture {
+        Fixture::on(Backend::Local)
+    }
+
+    /// Fresh, empty directories; blobs go to `backend` through [`Fixture::target`].
+    pub fn on(backend: Backend) -> Fixture {
         let tmp = tempfile::tempdir().expect("create a temp dir");
         let base = tmp.path().to_path_buf();
         let dirs = ["src", "drive", "store", "outside"].map(|d| {
@@ -107,6 +354,8 @@ impl Fixture {
             drive,
             store_root,
             outside,
+            backend,
+            azure: std::sync::OnceLock::new(),
         }
     }
 
@@ -180,6 +429,44 @@ impl Fixture {
                 .expect("open the store")
                 .with_fsync(false),
         )
+    }
+
+    /// The store of this fixture's backend: the local store at `store_root`, or the shared
+    /// Azurite with this fixture's own container prefix. The same store on every call.
+    pub fn target(&self) -> Arc<dyn BlobStore> {
+        match &self.backend {
+            Backend::Local => self.store(),
+            Backend::Azurite(endpoint) => Arc::clone(self.azure.get_or_init(|| {
+                Arc::new(Prefixed {
+                    inner: azurite_store(endpoint),
+                    prefix: format!("{}-", unique("t")),
+                })
+            })),
+        }
+    }
+
+    /// Another, empty store of the same backend: a local store in `tmp/<tag>`, or the shared
+    /// Azurite with a fresh container prefix.
+    pub fn fresh_target(&self, tag: &str) -> Arc<dyn BlobStore> {
+        match &self.backend {
+            Backend::Local => Arc::new(
+                LocalStore::open(&self.tmp.path().join(tag))
+                    .expect("open the store")
+                    .with_fsync(false),
+            ),
+            Backend::Azurite(endpoint) => Arc::new(Prefixed {
+                inner: azurite_store(endpoint),
+                prefix: format!("{}-", unique("f")),
+            }),
+        }
+    }
+
+    /// The scheme of log URIs the backend returns (`file://` or `http://`).
+    pub fn uri_scheme(&self) -> &'static str {
+        match self.backend {
+            Backend::Local => "file://",
+            Backend::Azurite(_) => "http://",
+        }
     }
 
     /// An import configuration for the drive with small buffers.
@@ -282,12 +569,12 @@ pub fn disposition(d: &str) -> Option<ImportDisposition> {
     Some(ImportDisposition::from_manifest_str(d).expect("a known disposition"))
 }
 
-/// A store that forwards to a [`LocalStore`] and cancels `token` once `remaining` block lists
+/// A store that forwards to another store and cancels `token` once `remaining` block lists
 /// have been committed (or, with `count_pages`, once `remaining` Put Page calls are done).
 #[derive(Debug)]
 pub struct CancelAfterCommits {
     /// The real store.
-    pub inner: Arc<LocalStore>,
+    pub inner: Arc<dyn BlobStore>,
     /// The import's token.
     pub token: CancellationToken,
     /// Commits (or Put Pages) left before cancelling.
@@ -298,7 +585,7 @@ pub struct CancelAfterCommits {
 
 impl CancelAfterCommits {
     /// Cancel after `n` block-list commits.
-    pub fn commits(inner: Arc<LocalStore>, token: CancellationToken, n: usize) -> Self {
+    pub fn commits(inner: Arc<dyn BlobStore>, token: CancellationToken, n: usize) -> Self {
         CancelAfterCommits {
             inner,
             token,
@@ -308,7 +595,7 @@ impl CancelAfterCommits {
     }
 
     /// Cancel after `n` Put Page calls.
-    pub fn pages(inner: Arc<LocalStore>, token: CancellationToken, n: usize) -> Self {
+    pub fn pages(inner: Arc<dyn BlobStore>, token: CancellationToken, n: usize) -> Self {
         CancelAfterCommits {
             inner,
             token,
