@@ -17,6 +17,7 @@ use drivecopy::copylog::{
     BlobLog, BlobStatus, DriveLog, DriveLogStatus, FileLogStatus, ImportDispositionStatus,
     RangeList, RangeStatus,
 };
+use drivecopy::digest::Md5Digest;
 use drivecopy::engine::import::{ImportConfig, LogLevel};
 use drivecopy::engine::prepare::{prepare, PrepareConfig, PrepareError, PrepareSource};
 use drivecopy::job::DriveState;
@@ -1081,4 +1082,46 @@ fn prepare_refuses_a_destination_with_an_invalid_container() {
             "{destination}: no manifest written"
         );
     }
+}
+
+#[test]
+fn put_md5_sets_the_whole_blob_content_md5_of_every_block_blob() {
+    each_backend(
+        "put_md5_sets_the_whole_blob_content_md5_of_every_block_blob",
+        |backend, engine| async move {
+            let fx = Fixture::on(backend);
+            let big = fx.source_file("big.bin", random_bytes(9 * 64 * KIB + 333, 41));
+            let exact = fx.source_file("exact.bin", random_bytes(4 * 64 * KIB, 42));
+            let small = fx.source_file("small.txt", random_bytes(1000, 43));
+            fx.prepare("md5s", BLOCK_64K);
+
+            // Without the option a multi-block blob has no Content-MD5; a one-block blob does.
+            let plain = fx.fresh_target("plain");
+            let (report, _) =
+                run_import(&fx.config(engine), plain.clone(), CancellationToken::new()).await;
+            assert_eq!(report.status(), &DriveLogStatus::Completed);
+            let props = plain.get_properties(&blob("md5s/big.bin")).await.unwrap();
+            assert_eq!(props.content.content_md5, None);
+
+            let store = fx.target();
+            let mut config = fx.config(engine);
+            config.put_md5 = true;
+            let (report, _) = run_import(&config, store.clone(), CancellationToken::new()).await;
+            assert_eq!(report.status(), &DriveLogStatus::Completed);
+            for (name, data) in [
+                ("big.bin", &big),
+                ("exact.bin", &exact),
+                ("small.txt", &small),
+            ] {
+                let path = format!("md5s/{name}");
+                let props = store.get_properties(&blob(&path)).await.unwrap();
+                assert_eq!(
+                    props.content.content_md5,
+                    Some(Md5Digest::of(data)),
+                    "{path}: whole-blob Content-MD5"
+                );
+                util::assert_blob(store.as_ref(), &path, data).await;
+            }
+        },
+    );
 }

@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use drivecopy::copylog::{DriveLogStatus, RangeList, RangeStatus};
+use drivecopy::digest::Md5Digest;
 use drivecopy::engine::read::IoEngine;
 use drivecopy::store::faulty::{FaultPlan, FaultyStore};
 use drivecopy::store::{BlobStore, BlockChecksum, BlockId, StageBlock};
 use tokio_util::sync::CancellationToken;
-use util::{blob, each_engine, random_bytes, run_import, Fixture};
+use util::{blob, each_backend, random_bytes, run_import, Fixture};
 
 const KIB: usize = 1024;
 const BLOCK_64K: u64 = 64 * 1024;
@@ -133,11 +134,13 @@ fn planned(b: &drivecopy::manifest::Blob) -> u64 {
 /// A store already holding most blocks of the large blob, staged (as an interrupted run leaves
 /// them), plus one block under the right Id with the wrong length: the matching blocks are reused,
 /// the mismatched one is sent again, and the blob commits byte-identical.
+/// With `put_md5`, the reused blocks are read again to hash the whole blob, but still not sent.
 pub async fn resume_from_staged_blocks(
     fx: &Fixture,
     files: &[(String, Vec<u8>)],
     base: Arc<dyn BlobStore>,
     engine: IoEngine,
+    put_md5: bool,
 ) {
     let manifest = fx.manifest();
     let (_, big) = manifest
@@ -174,12 +177,9 @@ pub async fn resume_from_staged_blocks(
     }
 
     let counting = Arc::new(FaultyStore::new(Arc::clone(&base), FaultPlan::default()));
-    let (report, _) = run_import(
-        &fx.config(engine),
-        counting.clone(),
-        CancellationToken::new(),
-    )
-    .await;
+    let mut config = fx.config(engine);
+    config.put_md5 = put_md5;
+    let (report, _) = run_import(&config, counting.clone(), CancellationToken::new()).await;
     assert_eq!(
         report.status(),
         &DriveLogStatus::Completed,
@@ -192,31 +192,51 @@ pub async fn resume_from_staged_blocks(
     assert_eq!(report.bytes_sent, report.bytes_total - reusable);
     assert!(counting.bytes_offered() >= report.bytes_sent);
     assert!(counting.bytes_offered() < report.bytes_total / 2);
+    let md5 = base
+        .get_properties(&path)
+        .await
+        .expect("props")
+        .content
+        .content_md5;
+    assert_eq!(md5, put_md5.then(|| Md5Digest::of(data)), "whole-blob MD5");
 }
 
 #[test]
 fn a_cancelled_import_resumes_with_its_staged_blocks() {
-    each_engine(|engine| async move {
-        let fx = Fixture::new();
+    let test = "a_cancelled_import_resumes_with_its_staged_blocks";
+    each_backend(test, |backend, engine| async move {
+        let fx = Fixture::on(backend);
         let files = drive(&fx);
-        resume_after_cancel(&fx, &files, fx.store(), engine).await;
+        resume_after_cancel(&fx, &files, fx.target(), engine).await;
     });
 }
 
 #[test]
 fn a_cancelled_page_blob_import_writes_only_the_missing_ranges() {
-    each_engine(|engine| async move {
-        let fx = Fixture::new();
+    let test = "a_cancelled_page_blob_import_writes_only_the_missing_ranges";
+    each_backend(test, |backend, engine| async move {
+        let fx = Fixture::on(backend);
         let files = vhd_drive(&fx);
-        resume_after_cancel(&fx, &files, fx.store(), engine).await;
+        resume_after_cancel(&fx, &files, fx.target(), engine).await;
     });
 }
 
 #[test]
 fn staged_blocks_are_reused_only_when_id_and_length_match() {
-    each_engine(|engine| async move {
-        let fx = Fixture::new();
+    let test = "staged_blocks_are_reused_only_when_id_and_length_match";
+    each_backend(test, |backend, engine| async move {
+        let fx = Fixture::on(backend);
         let files = drive(&fx);
-        resume_from_staged_blocks(&fx, &files, fx.store(), engine).await;
+        resume_from_staged_blocks(&fx, &files, fx.target(), engine, false).await;
+    });
+}
+
+#[test]
+fn reused_blocks_still_feed_the_whole_blob_md5() {
+    let test = "reused_blocks_still_feed_the_whole_blob_md5";
+    each_backend(test, |backend, engine| async move {
+        let fx = Fixture::on(backend);
+        let files = drive(&fx);
+        resume_from_staged_blocks(&fx, &files, fx.target(), engine, true).await;
     });
 }

@@ -83,6 +83,11 @@ pub struct ImportArgs {
     /// Read through the page cache instead of `O_DIRECT`.
     #[arg(long)]
     pub no_direct_io: bool,
+    /// Set every block blob's whole-blob Content-MD5, as AzCopy's `--put-md5` does, so that
+    /// downloads can be checked (`azcopy copy --check-md5`). Costs a sequential MD5 pass per
+    /// multi-block blob (single-block blobs always get it for free).
+    #[arg(long)]
+    pub put_md5: bool,
     /// Local store only: do not fsync commits (faster; a machine crash may lose recent blobs,
     /// a process crash loses nothing).
     #[arg(long)]
@@ -190,6 +195,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     config.memory_bytes = args.memory;
     config.blobs_in_flight = args.concurrency;
     config.direct_io = !args.no_direct_io;
+    config.put_md5 = args.put_md5;
     config.limits = Limits::default().with_max_block_bytes(args.max_block_bytes);
 
     let link = match (&args.job_store, &args.job, &args.drive_id) {

@@ -89,15 +89,125 @@ impl HashPool {
     /// # Cancel safety
     /// Dropping the future does not stop the hash already queued; its result is discarded.
     pub async fn digest(&self, data: Bytes) -> BlockDigest {
+        self.run(move || hash_block(&data)).await
+    }
+
+    /// Run `work` on the pool and wait for its result without blocking the caller's thread.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the work already queued; its result is discarded.
+    pub async fn run<R, F>(&self, work: F) -> R
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         self.pool.spawn(move || {
-            let digest = hash_block(&data);
-            drop(data);
             // The receiver is gone only if the caller stopped waiting; nothing to do then.
-            let _ = tx.send(digest);
+            let _ = tx.send(work());
         });
         rx.await
             .expect("rayon aborts the process when a spawned job panics, so every job sends")
+    }
+}
+
+/// The MD5 of a whole blob, computed from its pieces as they finish in any order.
+///
+/// MD5 is sequential, so pieces that arrive ahead of their turn wait (as zero-copy `Bytes` views
+/// of their pool buffers) until every piece before them is hashed; at most one hashing run per
+/// blob is on the pool at a time. Memory stays bounded by the buffer pool: a piece waits only
+/// for pieces that already hold a buffer, since a blob's pieces take buffers in order.
+/// Used for the whole-blob `Content-MD5` (`x-ms-blob-content-md5` on Put Block List) that
+/// AzCopy's `--put-md5` sets and `--check-md5` checks on download.
+#[derive(Debug)]
+pub struct OrderedMd5 {
+    state: std::sync::Mutex<Ordered>,
+}
+
+#[derive(Debug)]
+struct Ordered {
+    /// The index of the next piece to hash.
+    next: usize,
+    /// The pieces count.
+    total: usize,
+    /// Pieces that arrived ahead of their turn, by index.
+    waiting: std::collections::BTreeMap<usize, Bytes>,
+    /// The running hash; `None` while a run is on the pool.
+    md5: Option<Md5>,
+}
+
+impl OrderedMd5 {
+    /// A hash over `pieces` pieces, indexed `0..pieces` in blob order.
+    pub fn new(pieces: usize) -> Self {
+        OrderedMd5 {
+            state: std::sync::Mutex::new(Ordered {
+                next: 0,
+                total: pieces,
+                waiting: std::collections::BTreeMap::new(),
+                md5: Some(Md5::new()),
+            }),
+        }
+    }
+
+    /// Add piece `index`; hashes it (and any waiting pieces after it) on `pool` when its turn
+    /// has come, otherwise keeps it until then. An index fed twice or out of range is ignored.
+    pub async fn feed(&self, pool: &HashPool, index: usize, data: Bytes) {
+        let mut run = self.with_state(|s| {
+            if index >= s.next && index < s.total {
+                s.waiting.entry(index).or_insert(data);
+            }
+            s.take_run()
+        });
+        while let Some((mut md5, pieces)) = run {
+            let count = pieces.len();
+            let md5 = pool
+                .run(move || {
+                    for piece in &pieces {
+                        md5.update(piece);
+                    }
+                    md5
+                })
+                .await;
+            run = self.with_state(|s| {
+                s.md5 = Some(md5);
+                s.next += count;
+                s.take_run()
+            });
+        }
+    }
+
+    /// The MD5 of the whole blob, once every piece was fed and hashed; `None` before.
+    pub fn finish(&self) -> Option<Md5Digest> {
+        self.with_state(|s| {
+            if s.next != s.total {
+                return None;
+            }
+            s.md5.take().map(|m| Md5Digest(m.finalize().into()))
+        })
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut Ordered) -> T) -> T {
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+impl Ordered {
+    /// The running hash and the pieces whose turn has come, when no run is on the pool.
+    fn take_run(&mut self) -> Option<(Md5, Vec<Bytes>)> {
+        if self.md5.is_none() || !self.waiting.contains_key(&self.next) {
+            return None;
+        }
+        let mut pieces = Vec::new();
+        let mut i = self.next;
+        while let Some(piece) = self.waiting.remove(&i) {
+            pieces.push(piece);
+            i += 1;
+        }
+        self.md5.take().map(|md5| (md5, pieces))
     }
 }
 
@@ -205,5 +315,38 @@ mod tests {
         assert!(nonzero_page_ranges(&[0; 2048], 0, 512).is_empty());
         assert_eq!(nonzero_page_ranges(&[1; 2048], 512, 512), vec![512..2560]);
         assert!(nonzero_page_ranges(&[], 0, 512).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ordered_md5_is_the_md5_of_the_pieces_in_order_whatever_order_they_arrive() {
+        let pool = std::sync::Arc::new(HashPool::new(Some(2)).unwrap());
+        let pieces: Vec<Bytes> = (0..9u8)
+            .map(|i| Bytes::from(vec![i.wrapping_mul(37); 1000 + usize::from(i)]))
+            .collect();
+        let whole: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
+        let ordered = std::sync::Arc::new(OrderedMd5::new(pieces.len()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in [4usize, 8, 0, 2, 1, 7, 3, 6, 5] {
+            let (pool, hasher, piece) = (pool.clone(), ordered.clone(), pieces[i].clone());
+            tasks.spawn(async move { hasher.feed(&pool, i, piece).await });
+            if i == 2 {
+                assert_eq!(ordered.finish(), None, "not every piece is in yet");
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        assert_eq!(ordered.finish(), Some(Md5Digest::of(&whole)));
+    }
+
+    #[tokio::test]
+    async fn ordered_md5_of_nothing_and_of_a_missing_piece() {
+        let pool = HashPool::new(Some(1)).unwrap();
+        assert_eq!(OrderedMd5::new(0).finish(), Some(Md5Digest::of(b"")));
+        let gap = OrderedMd5::new(3);
+        gap.feed(&pool, 0, Bytes::from_static(b"a")).await;
+        gap.feed(&pool, 2, Bytes::from_static(b"c")).await;
+        gap.feed(&pool, 7, Bytes::from_static(b"x")).await;
+        assert_eq!(gap.finish(), None, "piece 1 never came");
+        gap.feed(&pool, 1, Bytes::from_static(b"b")).await;
+        assert_eq!(gap.finish(), Some(Md5Digest::of(b"abc")));
     }
 }

@@ -52,7 +52,7 @@ use crate::digest::Md5Digest;
 use crate::engine::buf::BufPool;
 use crate::engine::diagnostics::{diagnostics_blob, DiagnosticsKind, DEFAULT_DIAGNOSTICS_PATH};
 use crate::engine::disposition::rename_candidate;
-use crate::engine::hash::HashPool;
+use crate::engine::hash::{HashPool, OrderedMd5};
 use crate::engine::read::{open_root, IoEngine, OpenError, ReadFile, Reader, ReaderConfig};
 use crate::events::{warning, Event, EventSink, ProgressEvent, StartEvent, SCHEMA_VERSION};
 use crate::manifest::{
@@ -127,6 +127,14 @@ pub struct ImportConfig {
     pub io_engine_remark: Option<String>,
     /// The destination as the `start` event names it (a URL without credentials).
     pub destination: Option<String>,
+    /// Set every block blob's whole-blob `Content-MD5` (AzCopy's `--put-md5`), so that
+    /// downloads can be checked (`azcopy copy --check-md5`). A single-block blob always gets it
+    /// (its block MD5 is the blob's); a multi-block blob costs a second, sequential MD5 pass over
+    /// its bytes in memory (about one core's MD5 rate per blob, azure-sdk-notes.md §5), and
+    /// blocks an earlier run staged are read again to be hashed, though not sent. A
+    /// `Content-MD5` stated by the blob's properties file wins. Page blobs get none (a page blob
+    /// is written range by range, and its Content-MD5 is not checked on download by Azure).
+    pub put_md5: bool,
 }
 
 impl ImportConfig {
@@ -148,6 +156,7 @@ impl ImportConfig {
             hash_threads: None,
             io_engine_remark: None,
             destination: None,
+            put_md5: false,
         }
     }
 
@@ -359,6 +368,7 @@ pub async fn import_drive(
         manifest: Arc::clone(&manifest),
         cancel: cancel.clone(),
         direct_io: config.direct_io,
+        put_md5: config.put_md5,
         side_files: Mutex::new(HashMap::new()),
         counters: Counters::default(),
         events: Arc::clone(&events),
@@ -459,6 +469,8 @@ struct Ctx {
     manifest: Arc<DriveManifest>,
     cancel: CancellationToken,
     direct_io: bool,
+    /// Compute whole-blob MD5s of block blobs ([`ImportConfig::put_md5`]).
+    put_md5: bool,
     /// Metadata and properties files already read, by drive path and expected hash.
     side_files: Mutex<HashMap<(String, Md5Digest), Arc<SideFile>>>,
     counters: Counters,
@@ -846,6 +858,9 @@ enum Piece {
     Whole(Box<CommitOptions>),
     /// A page range (Put Page).
     Page,
+    /// A block an earlier run staged (see `staged_blocks`): read and checked only to feed the
+    /// whole-blob MD5 ([`ImportConfig::put_md5`]), not sent again.
+    Reuse,
 }
 
 async fn import_blob(
@@ -1041,7 +1056,7 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             .filter(|(i, _)| !is_reused(*i))
             .map(|(_, r)| (r.offset, r.length, r.hash, Piece::Page))
             .collect();
-        let mut sent = copy_pieces(ctx, &file, &target_path, pieces)
+        let mut sent = copy_pieces(ctx, &file, &target_path, pieces, None)
             .await
             .into_iter();
         statuses = (0..ranges.len())
@@ -1099,6 +1114,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
         ctx.counters
             .bytes_done
             .fetch_add(reused_bytes, Ordering::Relaxed);
+        // The whole-blob MD5 needs every block in order, reused ones included.
+        let whole_md5 = (ctx.put_md5 && !whole && options.content.content_md5.is_none())
+            .then(|| Arc::new(OrderedMd5::new(blocks.len())));
         let pieces: Vec<(u64, u64, Md5Digest, Piece)> = if whole {
             let b = &blocks[0];
             vec![(
@@ -1112,17 +1130,24 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
                 .iter()
                 .zip(&ids)
                 .zip(&reused)
-                .filter(|(_, r)| !**r)
-                .map(|((blk, id), _)| (blk.offset, blk.length, blk.hash, Piece::Block(id.clone())))
+                .filter(|(_, r)| whole_md5.is_some() || !**r)
+                .map(|((blk, id), r)| {
+                    let piece = if *r {
+                        Piece::Reuse
+                    } else {
+                        Piece::Block(id.clone())
+                    };
+                    (blk.offset, blk.length, blk.hash, piece)
+                })
                 .collect()
         };
-        let mut sent = copy_pieces(ctx, &file, &target_path, pieces)
+        let mut sent = copy_pieces(ctx, &file, &target_path, pieces, whole_md5.clone())
             .await
             .into_iter();
         statuses = reused
             .iter()
             .map(|r| {
-                if *r {
+                if *r && whole_md5.is_none() {
                     RangeStatus::Completed
                 } else {
                     sent.next().unwrap_or(RangeStatus::Cancelled)
@@ -1142,6 +1167,9 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
             // A single-block blob's block MD5 is its whole-blob MD5: set it for free.
             if options.content.content_md5.is_none() && blocks.len() == 1 {
                 options.content.content_md5 = Some(blocks[0].hash);
+            }
+            if let Some(md5) = whole_md5.as_ref().and_then(|h| h.finish()) {
+                options.content.content_md5 = Some(md5);
             }
             match ctx
                 .store
@@ -1220,6 +1248,7 @@ async fn copy_pieces(
     file: &ReadFile,
     target: &Arc<BlobPath>,
     pieces: Vec<(u64, u64, Md5Digest, Piece)>,
+    whole_md5: Option<Arc<OrderedMd5>>,
 ) -> Vec<RangeStatus> {
     let mut statuses = vec![RangeStatus::Cancelled; pieces.len()];
     let mut tasks = JoinSet::new();
@@ -1231,10 +1260,17 @@ async fn copy_pieces(
         let ctx = Arc::clone(ctx);
         let file = file.clone();
         let target = Arc::clone(target);
+        // A reused block was counted done when it was found staged.
+        let counts = !matches!(piece, Piece::Reuse);
+        let feed = whole_md5.clone().map(|h| (h, i));
         tasks.spawn(async move {
-            let status =
-                copy_piece(&ctx, &file, &target, offset, length, expected, piece, buf).await;
-            ctx.counters.bytes_done.fetch_add(length, Ordering::Relaxed);
+            let status = copy_piece(
+                &ctx, &file, &target, offset, length, expected, piece, buf, feed,
+            )
+            .await;
+            if counts {
+                ctx.counters.bytes_done.fetch_add(length, Ordering::Relaxed);
+            }
             (i, status)
         });
         while let Some(Ok((i, s))) = tasks.try_join_next() {
@@ -1259,6 +1295,7 @@ async fn copy_piece(
     expected: Md5Digest,
     piece: Piece,
     buf: crate::engine::buf::PoolBuf,
+    whole_md5: Option<(Arc<OrderedMd5>, usize)>,
 ) -> RangeStatus {
     let Ok(len) = usize::try_from(length) else {
         return RangeStatus::Failed;
@@ -1284,6 +1321,9 @@ async fn copy_piece(
     if ctx.cancel.is_cancelled() {
         return RangeStatus::Cancelled;
     }
+    if let Some((hasher, index)) = whole_md5 {
+        hasher.feed(&ctx.hasher, index, data.clone()).await;
+    }
     let checksum = BlockChecksum::Md5Verified(digest.md5);
     let sent = match piece {
         Piece::Block(id) => {
@@ -1304,6 +1344,7 @@ async fn copy_piece(
             ctx.store.put_blob(target, data, *options).await.map(|_| ())
         }
         Piece::Page => ctx.store.put_pages(target, offset, data, checksum).await,
+        Piece::Reuse => return RangeStatus::Completed,
     };
     match sent {
         Ok(()) => {
