@@ -19,7 +19,7 @@ use drivecopy::store::faulty::{FaultKind, FaultPlan, FaultyStore};
 use drivecopy::store::retry::{RetryPolicy, RetryStore};
 use drivecopy::store::BlobStore;
 use tokio_util::sync::CancellationToken;
-use util::{blob, each_engine, random_bytes, run_import, Fixture};
+use util::{blob, each_backend, random_bytes, run_import, Fixture};
 
 const KIB: usize = 1024;
 const BLOCK_64K: u64 = 64 * 1024;
@@ -141,45 +141,54 @@ pub async fn import_through_faults(
 
 #[test]
 fn twenty_percent_of_requests_refused() {
-    each_engine(|engine| async move {
-        let fx = Fixture::new();
-        let files = drive(&fx);
-        let plan = FaultPlan {
-            fraction: 0.2,
-            seed: 11,
-            kind: FaultKind::Refuse,
-            ..FaultPlan::default()
-        };
-        import_through_faults(&fx, &files, fx.store(), plan, engine).await;
-    });
+    each_backend(
+        "twenty_percent_of_requests_refused",
+        |backend, engine| async move {
+            let fx = Fixture::on(backend);
+            let files = drive(&fx);
+            let plan = FaultPlan {
+                fraction: 0.2,
+                seed: 11,
+                kind: FaultKind::Refuse,
+                ..FaultPlan::default()
+            };
+            import_through_faults(&fx, &files, fx.target(), plan, engine).await;
+        },
+    );
 }
 
 #[test]
 fn twenty_percent_of_connections_cut_mid_body() {
-    each_engine(|engine| async move {
-        let fx = Fixture::new();
-        let files = drive(&fx);
-        let plan = FaultPlan {
-            fraction: 0.2,
-            seed: 12,
-            kind: FaultKind::Cut,
-            ..FaultPlan::default()
-        };
-        import_through_faults(&fx, &files, fx.store(), plan, engine).await;
-    });
+    each_backend(
+        "twenty_percent_of_connections_cut_mid_body",
+        |backend, engine| async move {
+            let fx = Fixture::on(backend);
+            let files = drive(&fx);
+            let plan = FaultPlan {
+                fraction: 0.2,
+                seed: 12,
+                kind: FaultKind::Cut,
+                ..FaultPlan::default()
+            };
+            import_through_faults(&fx, &files, fx.target(), plan, engine).await;
+        },
+    );
 }
 
 #[test]
 fn the_first_two_tries_of_every_request_fail() {
-    each_engine(|engine| async move {
-        let fx = Fixture::new();
-        let files = drive(&fx);
-        let plan = FaultPlan {
-            first_tries: 2,
-            seed: 13,
-            kind: FaultKind::Cut,
-            ..FaultPlan::default()
-        };
-        import_through_faults(&fx, &files, fx.store(), plan, engine).await;
-    });
+    each_backend(
+        "the_first_two_tries_of_every_request_fail",
+        |backend, engine| async move {
+            let fx = Fixture::on(backend);
+            let files = drive(&fx);
+            let plan = FaultPlan {
+                first_tries: 2,
+                seed: 13,
+                kind: FaultKind::Cut,
+                ..FaultPlan::default()
+            };
+            import_through_faults(&fx, &files, fx.target(), plan, engine).await;
+        },
+    );
 }

@@ -263,21 +263,36 @@ impl RetryStore {
         let props = self.current(path).await?;
         let same = props.kind == kind
             && length.is_none_or(|l| l == props.length)
-            && props.metadata == options.metadata
+            && metadata_matches(&options.metadata, &props.metadata)
             && content_matches(&options.content, &props.content);
         same.then_some(props)
     }
 }
 
-/// Whether stored content properties are the ones a write sent. A write without a Content-MD5
-/// leaves the stored one to the store, so it is not compared then.
+/// Whether stored content properties are the ones a write sent. A property the write did not
+/// send is left to the store (Azure, for one, stores `application/octet-stream` as the default
+/// Content-Type and computes a Put Blob's Content-MD5), so it is not compared.
 fn content_matches(sent: &ContentProperties, stored: &ContentProperties) -> bool {
-    sent.content_type == stored.content_type
-        && sent.content_encoding == stored.content_encoding
-        && sent.content_language == stored.content_language
-        && sent.cache_control == stored.cache_control
-        && sent.content_disposition == stored.content_disposition
-        && (sent.content_md5.is_none() || sent.content_md5 == stored.content_md5)
+    fn same<T: PartialEq>(sent: &Option<T>, stored: &Option<T>) -> bool {
+        sent.is_none() || sent == stored
+    }
+    same(&sent.content_type, &stored.content_type)
+        && same(&sent.content_encoding, &stored.content_encoding)
+        && same(&sent.content_language, &stored.content_language)
+        && same(&sent.cache_control, &stored.cache_control)
+        && same(&sent.content_disposition, &stored.content_disposition)
+        && same(&sent.content_md5, &stored.content_md5)
+}
+
+/// Whether stored metadata is what a write sent. Names compare case-insensitively, as Azure
+/// treats them (and as the Azure backend returns them, lowercased).
+fn metadata_matches(sent: &BTreeMap<String, String>, stored: &BTreeMap<String, String>) -> bool {
+    let fold = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        m.iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect()
+    };
+    fold(sent) == fold(stored)
 }
 
 /// Whether `e` is the conflict a repeated conditional write meets when its first try landed.
@@ -556,6 +571,26 @@ mod tests {
 
     fn blob() -> BlobPath {
         BlobPath::parse("c1c/dir/b.bin").expect("valid path")
+    }
+
+    #[test]
+    fn a_landed_write_is_recognised_whatever_the_store_filled_in() {
+        let sent = ContentProperties {
+            content_type: None,
+            content_md5: Some(Md5Digest::of(b"x")),
+            ..ContentProperties::default()
+        };
+        let mut stored = sent.clone();
+        stored.content_type = Some("application/octet-stream".into());
+        assert!(content_matches(&sent, &stored), "a default the store chose");
+        stored.content_md5 = Some(Md5Digest::of(b"y"));
+        assert!(!content_matches(&sent, &stored), "another blob's MD5");
+        let meta = |k: &str| BTreeMap::from([(k.to_string(), "v".to_string())]);
+        assert!(metadata_matches(
+            &meta("UploadMethod"),
+            &meta("uploadmethod")
+        ));
+        assert!(!metadata_matches(&meta("UploadMethod"), &meta("other")));
     }
 
     struct Rig {
