@@ -150,6 +150,14 @@ pub struct ResultEvent {
     pub blobs_failed: u64,
     /// Bytes the run was to copy.
     pub bytes_total: u64,
+    /// Block and page bytes this run sent to the store (each piece once, however often it was
+    /// retried).
+    pub bytes_sent: u64,
+    /// Bytes an earlier, interrupted run had already put in the store and this run reused
+    /// (staged blocks, written page ranges) instead of sending them again.
+    pub bytes_reused: u64,
+    /// Store requests retried during the run.
+    pub retries: u64,
     /// Seconds from start to result.
     pub elapsed_seconds: f64,
     /// Average rate, bytes per second.

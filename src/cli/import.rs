@@ -321,6 +321,9 @@ fn bare_result(
         blobs_total: 0,
         blobs_failed: 0,
         bytes_total: 0,
+        bytes_sent: 0,
+        bytes_reused: 0,
+        retries: 0,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         bytes_per_second: 0.0,
         error: Some(error),
@@ -371,6 +374,9 @@ fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEve
         blobs_total: report.drive_log.blobs.len() as u64,
         blobs_failed: report.blobs_failed(),
         bytes_total: report.bytes_total,
+        bytes_sent: report.bytes_sent,
+        bytes_reused: report.bytes_reused,
+        retries: report.retries,
         elapsed_seconds,
         bytes_per_second: if elapsed_seconds > 0.0 {
             report.bytes_total as f64 / elapsed_seconds
