@@ -17,6 +17,14 @@ if [ ! -x "$_dc_root/node_modules/.bin/azurite-blob" ]; then
   (cd "$_dc_root" && npm ci --no-audit --no-fund >&2)
 fi
 export DRIVECOPY_AZURITE_BIN="$_dc_root/node_modules/.bin/azurite-blob"
+# AzCopy links libsecret (azure-sdk-notes.md; Debian package libsecret-1-0).
+if ! ldconfig -p 2>/dev/null | grep -q 'libsecret-1\.so\.0'; then
+  echo "== apt-get install libsecret-1-0 (AzCopy needs it)" >&2
+  _dc_sudo=""
+  if [ "$(id -u)" != 0 ]; then _dc_sudo="sudo"; fi
+  { $_dc_sudo apt-get install -y -q libsecret-1-0 ||
+    { $_dc_sudo apt-get update -q && $_dc_sudo apt-get install -y -q libsecret-1-0; }; } >&2
+fi
 _dc_azcopy="$(find "$_dc_root/node_modules/@azure-tools" -type f -name 'azcopy_linux_*' 2>/dev/null | head -n1 || true)"
 if [ -n "$_dc_azcopy" ]; then
   chmod u+x "$_dc_azcopy" # the npm tarball does not keep the mode bit
