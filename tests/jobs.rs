@@ -39,6 +39,16 @@ fn write_json(path: &Path, value: &Value) -> String {
 }
 
 fn put_body(drives: &[String]) -> Value {
+    let fake_hash = "109B21108597EF36D5785F08303F3638".to_owned();
+    let infos: Vec<(String, String)> = drives
+        .iter()
+        .map(|d| (d.clone(), fake_hash.clone()))
+        .collect();
+    put_body_for(&infos)
+}
+
+/// A Put Job body for drives given as (driveId, manifestHash), as `drivecopy prepare` prints them.
+fn put_body_for(drives: &[(String, String)]) -> Value {
     json!({
         "location": "West US",
         "properties": {
@@ -49,11 +59,11 @@ fn put_body(drives: &[String]) -> Value {
                 "postalCode": "98007", "countryOrRegion": "USA", "phone": "4250000000",
                 "email": "test@contoso.com"
             },
-            "driveList": drives.iter().map(|id| json!({
+            "driveList": drives.iter().map(|(id, hash)| json!({
                 "driveId": id,
                 "bitLockerKey": KEY,
                 "manifestFile": "\\DriveManifest.xml",
-                "manifestHash": "109B21108597EF36D5785F08303F3638",
+                "manifestHash": hash,
             })).collect::<Vec<_>>(),
         }
     })
@@ -324,8 +334,8 @@ fn cancel_ship_back_delete_and_timeouts_through_the_cli() {
 }
 
 /// `drivecopy prepare` a drive with id `drive_id` holding a few files of generated data; returns
-/// the drive root.
-fn prepare_drive(root: &Path, drive_id: &str, seed: u64) -> std::path::PathBuf {
+/// the drive root and the manifest hash prepare printed (the DriveInfo a job is created with).
+fn prepare_drive(root: &Path, drive_id: &str, seed: u64) -> (std::path::PathBuf, String) {
     let src = root.join(format!("src-{drive_id}"));
     let drive = root.join(format!("drive-{drive_id}"));
     std::fs::create_dir_all(&src).expect("mkdir src");
@@ -347,12 +357,18 @@ fn prepare_drive(root: &Path, drive_id: &str, seed: u64) -> std::path::PathBuf {
                 drive_id,
                 "--block-size",
                 "65536",
+                "--json",
             ])
             .output()
             .expect("run prepare"),
     );
     assert_eq!(run.code, 0, "prepare: {}", run.describe());
-    drive
+    let info: Value = serde_json::from_str(run.stdout.trim()).expect("prepare --json");
+    let hash = info["manifestHash"]
+        .as_str()
+        .expect("manifestHash")
+        .to_owned();
+    (drive, hash)
 }
 
 /// `drivecopy import` of `drive` as drive `drive_id` of job `name`, started (not waited for).
@@ -397,15 +413,16 @@ fn result_of(run: &Run) -> Value {
 #[test]
 fn two_imports_at_once_feed_one_job_through_to_closed_on_both_stores() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let drives = vec!["DRIVEA".to_owned(), "DRIVEB".to_owned()];
-    let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
+    let (clean, hash_a) = prepare_drive(tmp.path(), "DRIVEA", 1);
+    let (corrupt, hash_b) = prepare_drive(tmp.path(), "DRIVEB", 100);
+    let mut body = put_body_for(&[("DRIVEA".into(), hash_a), ("DRIVEB".into(), hash_b)]);
+    body["properties"]["backupDriveManifest"] = json!(true);
+    let put = write_json(&tmp.path().join("put.json"), &body);
     let ship = write_json(
         &tmp.path().join("ship.json"),
         &json!({"properties": {"state": "Shipping",
             "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "123456"}}}),
     );
-    let clean = prepare_drive(tmp.path(), "DRIVEA", 1);
-    let corrupt = prepare_drive(tmp.path(), "DRIVEB", 100);
     // One byte flipped in the second 64 KiB block of one file of drive B.
     let victim = corrupt.join("data").join("driveb").join("file1.bin");
     let mut bytes = std::fs::read(&victim).expect("read victim");
@@ -474,6 +491,20 @@ fn two_imports_at_once_feed_one_job_through_to_closed_on_both_stores() {
             "{kind}: the job and the result name the same log"
         );
         assert!(da["bytesSucceeded"].as_u64().unwrap_or(0) > 0, "{kind}");
+        // backupDriveManifest: each drive's manifest, byte for byte, in the diagnostics path.
+        for (d, drive) in [(&da, &clean), (&db, &corrupt)] {
+            let uri = d["manifestUri"].as_str().expect("manifestUri");
+            assert!(
+                uri.ends_with("_manifest.xml") && uri.contains("/waies/"),
+                "{uri}"
+            );
+            let backup = std::fs::read(uri.trim_start_matches("file://")).expect("the backup");
+            let original = std::fs::read(drive.join("DriveManifest.xml")).expect("the manifest");
+            assert!(
+                backup == original,
+                "{kind}: {uri} is not the drive's manifest"
+            );
+        }
 
         let shipped = ok(
             &spec,
@@ -501,7 +532,7 @@ fn a_cancelled_job_skips_the_copy_and_the_result_says_so() {
         &json!({"properties": {"state": "Shipping",
             "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}}}),
     );
-    let drive = prepare_drive(tmp.path(), "DRIVEC", 7);
+    let (drive, _) = prepare_drive(tmp.path(), "DRIVEC", 7);
     let spec = tmp.path().join("jobs").display().to_string();
     ok(&spec, &["create", "cj", "--from", &put]);
     ok(&spec, &["update", "cj", "--from", &ship]);

@@ -24,7 +24,7 @@ use drivecopy::store::{open_url, BlobStore, OpenOptions};
 
 use super::args::parse_size;
 use super::exit::Exit;
-use super::joblink::{JobLink, RecordingSink, Refusal};
+use super::joblink::{JobLink, JobSettings, RecordingSink, Refusal};
 use super::output::StdoutSink;
 
 /// Arguments of `drivecopy import`.
@@ -58,12 +58,14 @@ pub struct ImportArgs {
     /// `ManifestDriveIdMismatch`.
     #[arg(long, value_name = "ID")]
     pub drive_id: Option<String>,
-    /// Container (optionally `container/dir`) for the error and verbose logs.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_DIAGNOSTICS_PATH)]
-    pub diagnostics_path: String,
-    /// `error`: an error log when something failed; `verbose`: also a log of every blob.
-    #[arg(long, value_enum, default_value_t = LogLevelArg::Error)]
-    pub log_level: LogLevelArg,
+    /// Container (optionally `container/dir`) for the error and verbose logs [default: the
+    /// job's diagnosticsPath with `--job-store`, else `waimportexport`].
+    #[arg(long, value_name = "PATH")]
+    pub diagnostics_path: Option<String>,
+    /// `error`: an error log when something failed; `verbose`: also a log of every blob
+    /// [default: the job's logLevel with `--job-store`, else `error`].
+    #[arg(long, value_enum)]
+    pub log_level: Option<LogLevelArg>,
     /// Memory for block buffers (e.g. `64MiB`); the pool holds memory / block size buffers.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MEMORY_BYTES)]
     pub memory: u64,
@@ -187,10 +189,13 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     config.manifest_hash = args.manifest_hash.clone();
     config.drive_id = args.drive_id.clone();
     config.job_name = args.job.clone();
-    config.diagnostics_path = args.diagnostics_path.clone();
+    config.diagnostics_path = args
+        .diagnostics_path
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DIAGNOSTICS_PATH.to_string());
     config.log_level = match args.log_level {
-        LogLevelArg::Error => LogLevel::Error,
-        LogLevelArg::Verbose => LogLevel::Verbose,
+        Some(LogLevelArg::Verbose) => LogLevel::Verbose,
+        Some(LogLevelArg::Error) | None => LogLevel::Error,
     };
     config.memory_bytes = args.memory;
     config.blobs_in_flight = args.concurrency;
@@ -223,9 +228,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             )),
             None => sink.clone(),
         };
+        let mut config = config;
         if let Some(link) = &link {
             match link.start().await {
-                Ok(Ok(())) => {}
+                Ok(Ok(job)) => apply_job_settings(&mut config, &args, job),
                 Ok(Err(refusal)) => return Ok(Finished::Refused(refusal)),
                 Err(e) => {
                     return Ok(Finished::Failed(
@@ -293,6 +299,30 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let (exit, result) = result_event(&report, started.elapsed().as_secs_f64());
     sink.emit(Event::Result(Box::new(result)));
     Ok(exit)
+}
+
+/// The job's settings for this drive, where the command line did not say otherwise: the
+/// diagnostics path, the log level, the manifest backup, and the drive's manifest file and hash
+/// (which the import then checks, `ManifestHashMismatch` otherwise).
+fn apply_job_settings(config: &mut ImportConfig, args: &ImportArgs, job: JobSettings) {
+    if args.diagnostics_path.is_none() {
+        config.diagnostics_path = job.diagnostics_path;
+    }
+    if args.log_level.is_none() {
+        config.log_level = match job.log_level {
+            drivecopy::job::LogLevel::Verbose => LogLevel::Verbose,
+            drivecopy::job::LogLevel::Error => LogLevel::Error,
+        };
+    }
+    config.backup_manifest = job.backup_drive_manifest;
+    if args.manifest == DEFAULT_MANIFEST_FILE {
+        if let Some(file) = job.manifest_file {
+            config.manifest_file = file;
+        }
+    }
+    if config.manifest_hash.is_none() {
+        config.manifest_hash = job.manifest_hash;
+    }
 }
 
 /// How an import run ended, before its `result` event is written.

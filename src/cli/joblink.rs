@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use drivecopy::engine::import::ImportReport;
 use drivecopy::events::{warning, Event, EventSink};
-use drivecopy::job::{CopyOutcome, DriveState, JobError};
+use drivecopy::job::{CopyOutcome, DriveState, Job, JobError};
 use drivecopy::jobstore::{update, JobStore, JobStoreError};
 
 /// The least time between two progress records in the job.
@@ -29,6 +29,35 @@ pub struct JobLink {
     store: Arc<dyn JobStore>,
     job: String,
     drive_id: String,
+}
+
+/// What the job says about this drive's copy (ARM JobDetails and DriveStatus, §4.1); flags
+/// given on the command line win over these.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// `diagnosticsPath`.
+    pub diagnostics_path: String,
+    /// `logLevel`.
+    pub log_level: drivecopy::job::LogLevel,
+    /// `backupDriveManifest`.
+    pub backup_drive_manifest: bool,
+    /// The drive's `manifestFile`.
+    pub manifest_file: Option<String>,
+    /// The drive's `manifestHash`.
+    pub manifest_hash: Option<String>,
+}
+
+impl JobSettings {
+    fn of(job: &Job, drive_id: &str) -> Self {
+        let drive = job.drive(drive_id);
+        JobSettings {
+            diagnostics_path: job.properties.diagnostics_path.clone(),
+            log_level: job.properties.log_level,
+            backup_drive_manifest: job.properties.backup_drive_manifest,
+            manifest_file: drive.and_then(|d| d.manifest_file.clone()),
+            manifest_hash: drive.and_then(|d| d.manifest_hash.clone()),
+        }
+    }
 }
 
 /// Why the copy may not start.
@@ -49,11 +78,12 @@ impl JobLink {
         }
     }
 
-    /// Move the drive to `Transferring`, or accept it already there (a resumed run).
+    /// Move the drive to `Transferring`, or accept it already there (a resumed run), and return
+    /// the job's settings for the copy.
     ///
     /// # Errors
     /// `Ok(Err(refusal))` when the job refuses the copy; `Err` for a store failure.
-    pub async fn start(&self) -> Result<Result<(), Refusal>, JobStoreError> {
+    pub async fn start(&self) -> Result<Result<JobSettings, Refusal>, JobStoreError> {
         let drive = self.drive_id.clone();
         let started = update(
             self.store.as_ref(),
@@ -63,7 +93,7 @@ impl JobLink {
         )
         .await;
         match started {
-            Ok(_) => Ok(Ok(())),
+            Ok(done) => Ok(Ok(JobSettings::of(&done.job, &self.drive_id))),
             Err(JobStoreError::Transition { source, .. }) => {
                 let job = self.store.get(&self.job).await?.map(|s| s.job);
                 // A cancelled job refuses for that reason whatever state it has moved on to
@@ -73,14 +103,14 @@ impl JobLink {
                 {
                     return Ok(Err(Refusal::Cancelled(source.to_string())));
                 }
-                let transferring = job.is_some_and(|j| {
+                let resumed = job.filter(|j| {
                     j.properties
                         .drive_list
                         .iter()
                         .any(|d| d.drive_id == self.drive_id && d.state == DriveState::Transferring)
                 });
-                if matches!(source, JobError::DriveState { .. }) && transferring {
-                    return Ok(Ok(()));
+                if let (JobError::DriveState { .. }, Some(job)) = (&source, resumed) {
+                    return Ok(Ok(JobSettings::of(&job, &self.drive_id)));
                 }
                 Ok(Err(Refusal::Refused(source.to_string())))
             }
@@ -100,6 +130,7 @@ impl JobLink {
         outcome.bytes_succeeded = report.bytes_succeeded;
         outcome.error_log_uri = report.error_log_uri.clone();
         outcome.verbose_log_uri = report.verbose_log_uri.clone();
+        outcome.manifest_uri = report.manifest_uri.clone();
         let drive = self.drive_id.clone();
         update(
             self.store.as_ref(),

@@ -135,6 +135,10 @@ pub struct ImportConfig {
     /// `Content-MD5` stated by the blob's properties file wins. Page blobs get none (a page blob
     /// is written range by range, and its Content-MD5 is not checked on download by Azure).
     pub put_md5: bool,
+    /// Copy the manifest, byte for byte, into the diagnostics path as
+    /// `waies/<job>_<driveid>_<timestamp>_manifest.xml` (the job's `backupDriveManifest`,
+    /// azure-import-export.md §4.1); its URL comes back as [`ImportReport::manifest_uri`].
+    pub backup_manifest: bool,
 }
 
 impl ImportConfig {
@@ -157,6 +161,7 @@ impl ImportConfig {
             io_engine_remark: None,
             destination: None,
             put_md5: false,
+            backup_manifest: false,
         }
     }
 
@@ -211,6 +216,8 @@ pub struct ImportReport {
     pub error_log_uri: Option<String>,
     /// URL of the verbose log blob, if one was written.
     pub verbose_log_uri: Option<String>,
+    /// URL of the manifest's backup blob ([`ImportConfig::backup_manifest`]), if one was written.
+    pub manifest_uri: Option<String>,
     /// True when the run was cancelled before every blob was done.
     pub cancelled: bool,
     /// The manifest's path as given.
@@ -308,6 +315,7 @@ pub async fn import_drive(
     };
     let LoadedManifest {
         manifest,
+        bytes: manifest_bytes,
         md5: manifest_md5,
         root,
     } = loaded;
@@ -431,11 +439,13 @@ pub async fn import_drive(
         retries: store.retries(),
         error_log_uri: None,
         verbose_log_uri: None,
+        manifest_uri: None,
         cancelled,
         manifest_file: config.manifest_file.clone(),
         manifest_md5: Some(manifest_md5),
     };
     emit_progress(&ctx, bytes_total, all.len() as u64);
+    let backup = config.backup_manifest.then_some(manifest_bytes);
     write_logs(
         config,
         &job,
@@ -443,6 +453,7 @@ pub async fn import_drive(
         store.as_ref(),
         events.as_ref(),
         &mut report,
+        backup,
     )
     .await;
     Ok(report)
@@ -635,17 +646,20 @@ impl DriveFailure {
             retries: store.retries(),
             error_log_uri: None,
             verbose_log_uri: None,
+            manifest_uri: None,
             cancelled: false,
             manifest_file: config.manifest_file.clone(),
             manifest_md5: self.manifest_md5,
         };
-        write_logs(config, job, started_at, store, events, &mut report).await;
+        write_logs(config, job, started_at, store, events, &mut report, None).await;
         report
     }
 }
 
 struct LoadedManifest {
     manifest: DriveManifest,
+    /// The manifest file's bytes, for its backup.
+    bytes: Vec<u8>,
     md5: Md5Digest,
     root: Arc<std::fs::File>,
 }
@@ -738,6 +752,7 @@ fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailur
     }
     Ok(LoadedManifest {
         manifest,
+        bytes,
         md5,
         root: Arc::new(root),
     })
@@ -1869,14 +1884,18 @@ async fn write_logs(
     store: &dyn BlobStore,
     events: &dyn EventSink,
     report: &mut ImportReport,
+    manifest_backup: Option<Vec<u8>>,
 ) {
     let log = &report.drive_log;
-    let mut wanted = Vec::new();
+    let mut wanted: Vec<(DiagnosticsKind, Bytes)> = Vec::new();
     if log.has_errors() {
-        wanted.push((DiagnosticsKind::Error, log.to_error_xml()));
+        wanted.push((DiagnosticsKind::Error, Bytes::from(log.to_error_xml())));
     }
     if config.log_level == LogLevel::Verbose {
-        wanted.push((DiagnosticsKind::Verbose, verbose_xml(report)));
+        wanted.push((DiagnosticsKind::Verbose, Bytes::from(verbose_xml(report))));
+    }
+    if let Some(bytes) = manifest_backup {
+        wanted.push((DiagnosticsKind::Manifest, Bytes::from(bytes)));
     }
     for (kind, xml) in wanted {
         let path = match diagnostics_blob(&config.diagnostics_path, job, &log.drive_id, at, kind) {
@@ -1895,7 +1914,7 @@ async fn write_logs(
                 },
                 ..Default::default()
             };
-            store.put_blob(&path, Bytes::from(xml), options).await?;
+            store.put_blob(&path, xml, options).await?;
             store.blob_url(&path).await
         }
         .await;
@@ -1903,7 +1922,7 @@ async fn write_logs(
             Ok(url) => match kind {
                 DiagnosticsKind::Error => report.error_log_uri = Some(url),
                 DiagnosticsKind::Verbose => report.verbose_log_uri = Some(url),
-                DiagnosticsKind::Manifest => {}
+                DiagnosticsKind::Manifest => report.manifest_uri = Some(url),
             },
             Err(e) => events.emit(warning(
                 "LogWriteFailed",
@@ -1931,6 +1950,7 @@ mod tests {
             retries: 3,
             error_log_uri: None,
             verbose_log_uri: None,
+            manifest_uri: None,
             cancelled: false,
             manifest_file: DEFAULT_MANIFEST_FILE.to_string(),
             manifest_md5: None,
