@@ -745,3 +745,22 @@ pub fn finish(output: std::process::Output) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// The environment variable naming the `azurite-blob` executable, for tests that start their
+/// own emulator; `scripts/azurite.sh` sets it.
+pub const AZURITE_BIN_ENV: &str = "DRIVECOPY_AZURITE_BIN";
+
+/// The `azurite-blob` executable, or `None` after printing why `test` is skipped.
+pub fn azurite_bin(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(AZURITE_BIN_ENV) {
+        Some(bin) if !bin.is_empty() => Some(PathBuf::from(bin)),
+        _ => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping {test} against a private Azurite: {AZURITE_BIN_ENV} not set (scripts/azurite.sh sets it)"
+            );
+            None
+        }
+    }
+}
