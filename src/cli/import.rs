@@ -251,14 +251,14 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
                 ));
             }
         }
-        Ok(Finished::Copied(report))
+        Ok(Finished::Copied(Box::new(report)))
     })?;
     let drive_id = args
         .drive_id
         .clone()
         .unwrap_or_else(|| "unknown".to_string());
     let report = match outcome {
-        Finished::Copied(report) => report,
+        Finished::Copied(report) => *report,
         Finished::Refused(refusal) => {
             let (outcome, message) = match refusal {
                 Refusal::Cancelled(m) => (
@@ -328,7 +328,7 @@ fn apply_job_settings(config: &mut ImportConfig, args: &ImportArgs, job: JobSett
 /// How an import run ended, before its `result` event is written.
 enum Finished {
     /// The copy ran (completely, with errors, or cancelled by a signal).
-    Copied(ImportReport),
+    Copied(Box<ImportReport>),
     /// The job refused the copy.
     Refused(Refusal),
     /// The station failed (reader, hash pool, job store).
