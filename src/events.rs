@@ -37,7 +37,8 @@
 //! exactly the ARM `DriveStatus` field names (`driveId`, `manifestFile`, `manifestHash`, `state`,
 //! `copyStatus`, `percentComplete`, `bytesSucceeded`, `errorLogUri`, `verboseLogUri`,
 //! `manifestUri`; `bitLockerKey` is never written); `blobsTotal`, `blobsFailed`, `bytesTotal`,
-//! `elapsedSeconds`, `bytesPerSecond`; and `error` (text, only for `Internal`).
+//! `elapsedSeconds`, `bytesPerSecond`; `error` (text, only for `Internal`); and, for `export`,
+//! `incompleteBlobListUri` when some blobs did not fit on the drive.
 //!
 //! ## Example
 //! ```text
@@ -157,6 +158,10 @@ pub struct ResultEvent {
     /// What went wrong, for the `Refused`, `JobCancelled` and `Internal` outcomes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Export only: the blob listing the blobs that did not fit on the drive (ARM
+    /// `incompleteBlobListUri`); absent when every blob fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete_blob_list_uri: Option<String>,
 }
 
 /// Where the engine sends events. Implementations must be cheap and must not block for long:

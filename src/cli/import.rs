@@ -290,6 +290,7 @@ fn bare_result(
         elapsed_seconds: started.elapsed().as_secs_f64(),
         bytes_per_second: 0.0,
         error: Some(error),
+        incomplete_blob_list_uri: None,
     }))
 }
 
@@ -344,6 +345,7 @@ fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEve
             0.0
         },
         error: None,
+        incomplete_blob_list_uri: None,
     };
     (exit, result)
 }

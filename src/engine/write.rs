@@ -82,6 +82,15 @@ impl DriveDir {
     /// # Errors
     /// `ELOOP`/`ENOTDIR` when a component is a symbolic link or a file; any other OS error.
     pub fn parent_of(root: &File, path: &DrivePath) -> io::Result<DriveDir> {
+        DriveDir::open_parent(root, path, true)
+    }
+
+    /// Open the directory of every segment of `path` but the last beneath `root`, creating
+    /// missing ones only when `create` is set.
+    ///
+    /// # Errors
+    /// As [`DriveDir::parent_of`]; `NotFound` for a missing directory without `create`.
+    pub fn open_parent(root: &File, path: &DrivePath, create: bool) -> io::Result<DriveDir> {
         let segments = path.segments();
         let parents = segments.split_last().map_or(&[][..], |(_, p)| p);
         let mut dir = openat(root, ".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
@@ -89,7 +98,7 @@ impl DriveDir {
             let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
             dir = match openat(&dir, seg, flags, 0) {
                 Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
                     let c = cstr(seg)?;
                     // SAFETY: `c` is a valid C string; `dir` is an open directory descriptor.
                     let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) };
@@ -186,10 +195,83 @@ impl DriveDir {
         Ok(())
     }
 
+    /// Rename `from` in this directory to `to` in `target` (replacing `to`); both directories
+    /// must be on the same file system.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn rename_into(&self, from: &str, target: &DriveDir, to: &str) -> io::Result<()> {
+        let (f, t) = (cstr(from)?, cstr(to)?);
+        // SAFETY: both strings are valid C strings; both descriptors are open directories.
+        let rc = unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                f.as_ptr(),
+                target.fd.as_raw_fd(),
+                t.as_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// Remove the empty directory `name` from this directory.
+    ///
+    /// # Errors
+    /// The OS error (`DirectoryNotEmpty`, `NotFound`).
+    pub fn remove_dir(&self, name: &str) -> io::Result<()> {
+        let c = cstr(name)?;
+        // SAFETY: `c` is a valid C string; the descriptor is an open directory.
+        let rc = unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
+        if rc != 0 {
+            return Err(last_error());
+        }
+        Ok(())
+    }
+
+    /// Open the regular file `name` in this directory for reading, without following a link.
+    ///
+    /// # Errors
+    /// `InvalidInput` for anything but a regular file; the OS error otherwise (`ELOOP` for a
+    /// symbolic link).
+    pub fn open_read(&self, name: &str) -> io::Result<File> {
+        let file = File::from(openat(
+            &self.fd,
+            name,
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        )?);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok(file)
+    }
+
     /// Whether `name` exists in this directory (any type, links not followed).
     pub fn exists(&self, name: &str) -> bool {
         openat(&self.fd, name, libc::O_PATH | libc::O_NOFOLLOW, 0).is_ok()
     }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `root`
+/// (`fstatvfs`: available blocks × fragment size).
+///
+/// # Errors
+/// The OS error.
+pub fn free_bytes(root: &File) -> io::Result<u64> {
+    // SAFETY: `statvfs` is plain old data; all-zero is a valid value that the call overwrites.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `root` is an open descriptor and `st` a valid, writable `statvfs`.
+    let rc = unsafe { libc::fstatvfs(root.as_raw_fd(), &mut st) };
+    if rc != 0 {
+        return Err(last_error());
+    }
+    Ok(u64::from(st.f_bavail).saturating_mul(st.f_frsize))
 }
 
 /// A file being written, ready for [`Writer::write_at`]. Cheap to clone (shared handle).
