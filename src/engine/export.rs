@@ -1039,12 +1039,21 @@ async fn export_blob(
             }
             let piece = pieces[next];
             let permits = u32::try_from(piece.len).unwrap_or(u32::MAX);
-            let permit = tokio::select! {
-                p = Arc::clone(&ctx.memory).acquire_many_owned(permits) => match p {
+            // Only an empty window may wait for memory: pieces in the window hold permits
+            // that come back only when the window is drained, in order.
+            let permit = if window.is_empty() {
+                tokio::select! {
+                    p = Arc::clone(&ctx.memory).acquire_many_owned(permits) => match p {
+                        Ok(p) => p,
+                        Err(_) => { interrupted = true; break }
+                    },
+                    _ = ctx.cancel.cancelled() => { interrupted = true; break }
+                }
+            } else {
+                match Arc::clone(&ctx.memory).try_acquire_many_owned(permits) {
                     Ok(p) => p,
-                    Err(_) => { interrupted = true; break }
-                },
-                _ = ctx.cancel.cancelled() => { interrupted = true; break }
+                    Err(_) => break,
+                }
             };
             let task = tokio::spawn(copy_piece(
                 Arc::clone(ctx),

@@ -394,9 +394,14 @@ impl Writer {
             && data.len() <= self.aligned.block_size();
         let data = if direct_ok {
             let mut buf = self.aligned.acquire().await;
-            buf.set_len(data.len());
-            buf.as_mut_slice().copy_from_slice(&data);
-            WriteData::Aligned(buf)
+            match buf.as_mut_slice().get_mut(..data.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(&data);
+                    buf.set_len(data.len());
+                    WriteData::Aligned(buf)
+                }
+                None => WriteData::Shared(data),
+            }
         } else {
             WriteData::Shared(data)
         };
