@@ -17,7 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use drivecopy::bloblist::BlobList;
-use drivecopy::copylog::{BlobStatus, DriveLog, DriveLogStatus, FileLogStatus, RangeList, RangeStatus};
+use drivecopy::copylog::{
+    BlobStatus, DriveLog, DriveLogStatus, FileLogStatus, RangeList, RangeStatus,
+};
 use drivecopy::digest::Md5Digest;
 use drivecopy::engine::export::{export_drive, BlobListSource, ExportConfig, ExportReport};
 use drivecopy::engine::import::LogLevel;
@@ -51,7 +53,10 @@ fn export_config(drive: &Path, engine: IoEngine, list: BlobListSource) -> Export
     c
 }
 
-async fn run_export(config: &ExportConfig, store: Arc<dyn BlobStore>) -> (ExportReport, Vec<Event>) {
+async fn run_export(
+    config: &ExportConfig,
+    store: Arc<dyn BlobStore>,
+) -> (ExportReport, Vec<Event>) {
     let events = Arc::new(CollectEvents::default());
     let report = export_drive(config, store, events.clone(), CancellationToken::new())
         .await
@@ -75,7 +80,10 @@ fn drive_file(drive: &Path, manifest_path: &str) -> PathBuf {
 
 async fn put(store: &dyn BlobStore, path: &str, data: &[u8]) -> BlobPath {
     let p = blob(path);
-    store.create_container(&p.container).await.expect("container");
+    store
+        .create_container(&p.container)
+        .await
+        .expect("container");
     store
         .put_blob(&p, Bytes::copy_from_slice(data), CommitOptions::default())
         .await
@@ -134,8 +142,13 @@ fn round_trip_prepare_import_export_is_identical_and_verifies() {
 
         let out = fx.tmp.path().join("export-drive");
         std::fs::create_dir_all(&out).unwrap();
-        let (report, events) = run_export(&export_config(&out, engine, all_blobs()), store.clone()).await;
-        assert_eq!(report.drive_log.status, DriveLogStatus::Completed, "{events:?}");
+        let (report, events) =
+            run_export(&export_config(&out, engine, all_blobs()), store.clone()).await;
+        assert_eq!(
+            report.drive_log.status,
+            DriveLogStatus::Completed,
+            "{events:?}"
+        );
         assert!(report.incomplete.is_empty());
         assert_eq!(report.incomplete_blob_list_uri, None);
         assert_eq!(report.drive_log.blobs.len(), sources.len());
@@ -240,7 +253,12 @@ fn capacity_split_matches_the_plan_and_the_second_drive_completes_the_set() {
         cfg.capacity_bytes = Some(capacity);
         let (r1, _) = run_export(&cfg, store.clone()).await;
         assert_eq!(r1.drive_log.status, DriveLogStatus::Completed);
-        let on_first: Vec<String> = r1.drive_log.blobs.iter().map(|b| b.blob_path.clone()).collect();
+        let on_first: Vec<String> = r1
+            .drive_log
+            .blobs
+            .iter()
+            .map(|b| b.blob_path.clone())
+            .collect();
         assert_eq!(on_first, predicted[0]);
         assert!(r1.incomplete_blob_list_uri.is_some());
         assert_eq!(r1.incomplete.len(), 7 - on_first.len());
@@ -260,7 +278,12 @@ fn capacity_split_matches_the_plan_and_the_second_drive_completes_the_set() {
         let (r2, _) = run_export(&cfg2, store.clone()).await;
         assert_eq!(r2.drive_log.status, DriveLogStatus::Completed);
         assert!(r2.incomplete.is_empty());
-        let on_second: Vec<String> = r2.drive_log.blobs.iter().map(|b| b.blob_path.clone()).collect();
+        let on_second: Vec<String> = r2
+            .drive_log
+            .blobs
+            .iter()
+            .map(|b| b.blob_path.clone())
+            .collect();
         assert_eq!(on_second, predicted[1]);
 
         // Together the two drives hold the whole set, byte for byte.
@@ -296,18 +319,30 @@ fn hostile_blob_names_stay_beneath_the_drive_root() {
             }
             let p = blob(n);
             match store
-                .put_blob(&p, Bytes::from(vec![i as u8 + 1; 100]), CommitOptions::default())
+                .put_blob(
+                    &p,
+                    Bytes::from(vec![i as u8 + 1; 100]),
+                    CommitOptions::default(),
+                )
                 .await
             {
                 Ok(_) => stored.push(n.to_string()),
                 Err(e) => eprintln!("the local store refuses {n:?}: {e}"),
             }
         }
-        assert!(stored.len() >= 4, "too few hostile names stored: {stored:?}");
+        assert!(
+            stored.len() >= 4,
+            "too few hostile names stored: {stored:?}"
+        );
         let drive = fx.tmp.path().join("nest/drive");
         std::fs::create_dir_all(&drive).unwrap();
-        let (report, events) = run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
-        assert_eq!(report.drive_log.status, DriveLogStatus::Completed, "{events:?}");
+        let (report, events) =
+            run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
+        assert_eq!(
+            report.drive_log.status,
+            DriveLogStatus::Completed,
+            "{events:?}"
+        );
         assert_eq!(report.drive_log.blobs.len(), stored.len());
         // Nothing outside the drive: the parent holds only the drive directory.
         let siblings: Vec<_> = std::fs::read_dir(fx.tmp.path().join("nest"))
@@ -320,9 +355,16 @@ fn hostile_blob_names_stay_beneath_the_drive_root() {
         for b in &report.drive_log.blobs {
             assert!(b.file_path.starts_with(r"\evil\"), "{}", b.file_path);
             assert!(!b.file_path.contains(r"\..\"), "{}", b.file_path);
-            assert!(drive_file(&drive, &b.file_path).is_file(), "{}", b.file_path);
+            assert!(
+                drive_file(&drive, &b.file_path).is_file(),
+                "{}",
+                b.file_path
+            );
         }
-        assert_eq!(warnings(&events, "FileNameMapped"), report.name_mappings.len());
+        assert_eq!(
+            warnings(&events, "FileNameMapped"),
+            report.name_mappings.len()
+        );
         assert!(report.name_mappings.len() >= 4);
         verify_clean(&drive);
     });
@@ -441,7 +483,8 @@ fn a_blob_changed_during_export_is_blob_unexpected_change_and_leaves_no_file() {
         });
         let drive = fx.tmp.path().join("drive-x");
         std::fs::create_dir_all(&drive).unwrap();
-        let (report, events) = run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
+        let (report, events) =
+            run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
         assert_eq!(report.drive_log.status, DriveLogStatus::CompletedWithErrors);
         let moved = &report.drive_log.blobs[0];
         assert_eq!(moved.blob_path, "docs/moving.bin");
@@ -464,7 +507,12 @@ fn a_content_md5_mismatch_is_an_error_in_the_log() {
         let fx = Fixture::new();
         let store = fx.store();
         let p = put(store.as_ref(), "docs/liar.bin", &random_bytes(9 << 20, 30)).await;
-        let good = put(store.as_ref(), "docs/honest.bin", &random_bytes(6 << 20, 31)).await;
+        let good = put(
+            store.as_ref(),
+            "docs/honest.bin",
+            &random_bytes(6 << 20, 31),
+        )
+        .await;
         let honest_md5 = Md5Digest::of(&store.read_range(&good, None).await.unwrap());
         for (path, md5) in [(&p, Md5Digest::of(b"something else")), (&good, honest_md5)] {
             let content = ContentProperties {
@@ -478,7 +526,8 @@ fn a_content_md5_mismatch_is_an_error_in_the_log() {
         }
         let drive = fx.tmp.path().join("drive-m");
         std::fs::create_dir_all(&drive).unwrap();
-        let (report, events) = run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
+        let (report, events) =
+            run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
         assert_eq!(report.drive_log.status, DriveLogStatus::CompletedWithErrors);
         let (honest, liar) = (&report.drive_log.blobs[0], &report.drive_log.blobs[1]);
         assert_eq!(honest.status, BlobStatus::Completed);
@@ -490,7 +539,10 @@ fn a_content_md5_mismatch_is_an_error_in_the_log() {
         assert_eq!(warnings(&events, "ContentMd5Mismatch"), 1);
         // The error log blob carries it.
         let errors = store.list_blobs("waimportexport", "waies/").await.unwrap();
-        let err = errors.iter().find(|b| b.name.ends_with("_error.xml")).unwrap();
+        let err = errors
+            .iter()
+            .find(|b| b.name.ends_with("_error.xml"))
+            .unwrap();
         let log = DriveLog::parse(
             &store
                 .read_range(&blob(&format!("waimportexport/{}", err.name)), None)
@@ -511,7 +563,8 @@ fn verify_reports_a_corrupted_block_in_drive_log_form() {
         put(store.as_ref(), "docs/a.bin", &random_bytes(10 << 20, 40)).await;
         let drive = fx.tmp.path().join("drive-v");
         std::fs::create_dir_all(&drive).unwrap();
-        let (report, _) = run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
+        let (report, _) =
+            run_export(&export_config(&drive, engine, all_blobs()), store.clone()).await;
         assert_eq!(report.drive_log.status, DriveLogStatus::Completed);
         verify_clean(&drive);
         let file = drive.join("docs/a.bin");
@@ -544,9 +597,13 @@ fn a_malformed_blob_list_is_a_drive_failure_with_an_error_log() {
         let store = fx.store();
         let drive = fx.tmp.path().join("drive-b");
         std::fs::create_dir_all(&drive).unwrap();
-        let list = BlobListSource::Document(b"<BlobList><BlobPath>/bad</BlobPath></BlobList>".to_vec());
+        let list =
+            BlobListSource::Document(b"<BlobList><BlobPath>/bad</BlobPath></BlobList>".to_vec());
         let (report, _) = run_export(&export_config(&drive, engine, list), store.clone()).await;
-        assert_eq!(report.drive_log.status, DriveLogStatus::BlobListFormatInvalid);
+        assert_eq!(
+            report.drive_log.status,
+            DriveLogStatus::BlobListFormatInvalid
+        );
         assert!(report.is_drive_failure());
         assert!(report.error_log_uri.is_some());
         assert!(tree(&drive).is_empty());
@@ -568,11 +625,20 @@ fn binary_plan_export_export_and_verify_agree() {
     rt.block_on(async {
         let store = fx.store();
         for i in 0..5u64 {
-            put(store.as_ref(), &format!("music/s{i}.mp3"), &random_bytes(400_000, 50 + i)).await;
+            put(
+                store.as_ref(),
+                &format!("music/s{i}.mp3"),
+                &random_bytes(400_000, 50 + i),
+            )
+            .await;
         }
     });
     let list = fx.tmp.path().join("list.xml");
-    std::fs::write(&list, "<BlobList><BlobPathPrefix>/music/</BlobPathPrefix></BlobList>").unwrap();
+    std::fs::write(
+        &list,
+        "<BlobList><BlobPathPrefix>/music/</BlobPathPrefix></BlobList>",
+    )
+    .unwrap();
     let source = fx.store_root.display().to_string();
 
     let plan = util::finish(
@@ -612,15 +678,30 @@ fn binary_plan_export_export_and_verify_agree() {
     assert_eq!(result["driveStatus"]["state"], "Completed");
     assert_eq!(result["driveStatus"]["manifestFile"], r"\BIN01.manifest");
     assert_eq!(result["blobsTotal"].as_u64(), Some(first_count));
-    assert!(result["incompleteBlobListUri"].as_str().is_some(), "{result}");
+    assert!(
+        result["incompleteBlobListUri"].as_str().is_some(),
+        "{result}"
+    );
 
-    let ok = util::finish(drivecopy().args(["verify", "--drive"]).arg(&drive).output().unwrap());
+    let ok = util::finish(
+        drivecopy()
+            .args(["verify", "--drive"])
+            .arg(&drive)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(ok.code, 0, "{}", ok.describe());
     let file = drive.join("music/s0.mp3");
     let mut data = std::fs::read(&file).unwrap();
     data[10] ^= 1;
     std::fs::write(&file, data).unwrap();
-    let bad = util::finish(drivecopy().args(["verify", "--drive"]).arg(&drive).output().unwrap());
+    let bad = util::finish(
+        drivecopy()
+            .args(["verify", "--drive"])
+            .arg(&drive)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(bad.code, 1, "{}", bad.describe());
     let log = DriveLog::parse(bad.stdout.as_bytes()).expect("verify prints a DriveLog");
     assert_eq!(log.blobs.len(), 1);

@@ -102,11 +102,19 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
     let out = PlanOutput {
         unique_entries: resolved.unique_entries,
         duplicate_entries: resolved.duplicate_entries,
-        nonexistent_entries: resolved.nonexistent.iter().map(ToString::to_string).collect(),
+        nonexistent_entries: resolved
+            .nonexistent
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         drive_size_bytes: args.drive_size,
         usable_bytes_per_drive: plan.usable_bytes,
         blobs_exportable: plan.drives.iter().map(|d| d.selected.len() as u64).sum(),
-        blobs_not_exportable: plan.not_exportable.iter().filter_map(|&i| name(i)).collect(),
+        blobs_not_exportable: plan
+            .not_exportable
+            .iter()
+            .filter_map(|&i| name(i))
+            .collect(),
         drives_needed: plan.drives.len() as u64,
         drives: plan
             .drives
@@ -141,7 +149,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
             out.nonexistent_entries.len()
         )?;
         writeln!(stdout, "Drive size:  {:.2} GB", gb(out.drive_size_bytes))?;
-        writeln!(stdout, "Number of blobs that can be exported: {}", out.blobs_exportable)?;
+        writeln!(
+            stdout,
+            "Number of blobs that can be exported: {}",
+            out.blobs_exportable
+        )?;
         writeln!(
             stdout,
             "Number of blobs that cannot be exported: {}",

@@ -59,8 +59,8 @@ use crate::events::{warning, Event, EventSink, ProgressEvent, StartEvent, SCHEMA
 use crate::manifest::{self, DriveManifest};
 use crate::metadata::{Metadata, Properties};
 use crate::names::{BlobPath, DrivePath};
-use crate::store::{BlobKind, BlobProperties, BlobStore, CommitOptions, ContentProperties};
 use crate::store::StoreError;
+use crate::store::{BlobKind, BlobProperties, BlobStore, CommitOptions, ContentProperties};
 
 /// The manifest `Version` the export writes: the one on the service's export drives (§0).
 pub const EXPORT_MANIFEST_VERSION: &str = "2011-10-01";
@@ -105,7 +105,8 @@ pub struct ExportConfig {
     pub diagnostics_path: String,
     /// How much the drive log says.
     pub log_level: LogLevel,
-    /// Memory for ranges in flight, bytes (at least one range of 4 MiB).
+    /// Memory for ranges in flight, bytes (at least one range of 4 MiB). The writer adds its
+    /// own [`crate::engine::write::DIRECT_BUFFERS`] aligned 4 MiB buffers for `O_DIRECT` copies.
     pub memory_bytes: u64,
     /// Blobs exported at once.
     pub blobs_in_flight: usize,
@@ -300,18 +301,20 @@ pub async fn export_drive(
     } = prepared;
     let blobs = &resolved.blobs;
     report.bytes_total = split.blob_bytes;
-    let selected_paths: Vec<BlobPath> =
-        split.selected.iter().map(|&i| blobs[i].path.clone()).collect();
+    let selected_paths: Vec<BlobPath> = split
+        .selected
+        .iter()
+        .map(|&i| blobs[i].path.clone())
+        .collect();
     report.name_mappings = drivename::changed(&selected_paths, &files);
 
     let range_bytes = RANGE_BYTES as usize;
     let buffer_count = (config.memory_bytes / RANGE_BYTES).max(1) as usize;
-    let writer = Writer::start(config.io_engine, range_bytes).map_err(|source| {
-        ExportError::Writer {
+    let writer =
+        Writer::start(config.io_engine, range_bytes).map_err(|source| ExportError::Writer {
             engine: config.io_engine,
             source,
-        }
-    })?;
+        })?;
     let hasher = HashPool::new(config.hash_threads)?;
     events.emit(start_event(
         config,
@@ -337,7 +340,8 @@ pub async fn export_drive(
         ));
     }
 
-    let memory_permits = usize::try_from(config.memory_bytes.max(RANGE_BYTES)).unwrap_or(usize::MAX);
+    let memory_permits =
+        usize::try_from(config.memory_bytes.max(RANGE_BYTES)).unwrap_or(usize::MAX);
     let ctx = Arc::new(Ctx {
         store: Arc::clone(&store),
         writer,
@@ -352,7 +356,11 @@ pub async fn export_drive(
         counters: Counters::default(),
         events: Arc::clone(&events),
     });
-    let ticker = spawn_progress(Arc::clone(&ctx), split.blob_bytes, split.selected.len() as u64);
+    let ticker = spawn_progress(
+        Arc::clone(&ctx),
+        split.blob_bytes,
+        split.selected.len() as u64,
+    );
 
     let mut results: Vec<Option<BlobOutcome>> = vec![None; split.selected.len()];
     let gate = Arc::new(Semaphore::new(config.blobs_in_flight.max(1)));
@@ -397,7 +405,10 @@ pub async fn export_drive(
         if outcome.no_space {
             events.emit(warning(
                 "DriveFull",
-                format!("blob {} did not fit; it goes to the incomplete blob list", blob.path),
+                format!(
+                    "blob {} did not fit; it goes to the incomplete blob list",
+                    blob.path
+                ),
                 Some(blob.path.to_string()),
             ));
             incomplete.push(i);
@@ -507,7 +518,10 @@ async fn prepare(
         } else {
             DriveLogStatus::DiskOperationFailed
         };
-        (status, format!("open the drive {}: {e}", config.drive_root.display()))
+        (
+            status,
+            format!("open the drive {}: {e}", config.drive_root.display()),
+        )
     })?;
     let disk_failed = |what: &str, e: io::Error| {
         (
@@ -615,7 +629,11 @@ struct Counters {
     started: std::sync::OnceLock<Instant>,
 }
 
-fn spawn_progress(ctx: Arc<Ctx>, bytes_total: u64, blobs_total: u64) -> tokio::task::JoinHandle<()> {
+fn spawn_progress(
+    ctx: Arc<Ctx>,
+    bytes_total: u64,
+    blobs_total: u64,
+) -> tokio::task::JoinHandle<()> {
     let _ = ctx.counters.started.set(Instant::now());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
@@ -678,7 +696,12 @@ struct BlobOutcome {
 }
 
 impl BlobOutcome {
-    fn failed(blob: &PlanBlob, file: Option<&DrivePath>, status: BlobStatus, list: Option<RangeList>) -> Self {
+    fn failed(
+        blob: &PlanBlob,
+        file: Option<&DrivePath>,
+        status: BlobStatus,
+        list: Option<RangeList>,
+    ) -> Self {
         BlobOutcome {
             log: base_log(blob, file, status, list),
             manifest: None,
@@ -750,7 +773,10 @@ fn base_log(
     BlobLog {
         status,
         blob_path: blob.path.to_string(),
-        file_path: file.map_or_else(|| plain_file_path(&blob.path), DrivePath::to_manifest_string),
+        file_path: file.map_or_else(
+            || plain_file_path(&blob.path),
+            DrivePath::to_manifest_string,
+        ),
         snapshot: None,
         last_modified: Some(log_time(blob.properties.last_modified)),
         length_bytes: blob.properties.length,
@@ -838,11 +864,7 @@ pub fn export_block_id(index: u32) -> String {
 }
 
 /// Read one range with retries of retryable errors.
-async fn read_with_retry(
-    ctx: &Ctx,
-    path: &BlobPath,
-    piece: Piece,
-) -> Result<Bytes, StoreError> {
+async fn read_with_retry(ctx: &Ctx, path: &BlobPath, piece: Piece) -> Result<Bytes, StoreError> {
     let mut attempt = 1;
     loop {
         match ctx
@@ -877,13 +899,18 @@ async fn copy_piece(
 ) -> Result<(Md5Digest, Option<Bytes>), RangeFailure> {
     let data = read_with_retry(&ctx, &path, piece).await.map_err(|e| {
         let (range, blob) = match &e {
-            StoreError::NotFound { .. } => {
-                (RangeStatus::BlobRequestFailed, BlobStatus::BlobUnexpectedChange)
-            }
-            StoreError::PermissionDenied { .. } => {
-                (RangeStatus::BlobRequestFailed, BlobStatus::BlobRequestForbidden)
-            }
-            _ => (RangeStatus::BlobRequestFailed, BlobStatus::BlobRequestFailed),
+            StoreError::NotFound { .. } => (
+                RangeStatus::BlobRequestFailed,
+                BlobStatus::BlobUnexpectedChange,
+            ),
+            StoreError::PermissionDenied { .. } => (
+                RangeStatus::BlobRequestFailed,
+                BlobStatus::BlobRequestForbidden,
+            ),
+            _ => (
+                RangeStatus::BlobRequestFailed,
+                BlobStatus::BlobRequestFailed,
+            ),
         };
         RangeFailure {
             range,
@@ -946,7 +973,7 @@ impl WholeHash {
     }
 
     fn zeros_to(&mut self, offset: u64) {
-        const ZEROS: [u8; 65536] = [0; 65536];
+        static ZEROS: [u8; 65536] = [0; 65536];
         while self.at < offset {
             let n = (offset - self.at).min(ZEROS.len() as u64);
             self.md5.update(&ZEROS[..n as usize]);
@@ -1027,8 +1054,10 @@ async fn export_blob(
     };
     let mut digests: Vec<Option<Md5Digest>> = vec![None; pieces.len()];
     let mut failure: Option<(usize, RangeFailure)> = None;
-    let mut window: VecDeque<(usize, tokio::task::JoinHandle<(PieceResult, OwnedSemaphorePermit)>)> =
-        VecDeque::new();
+    let mut window: VecDeque<(
+        usize,
+        tokio::task::JoinHandle<(PieceResult, OwnedSemaphorePermit)>,
+    )> = VecDeque::new();
     let mut next = 0;
     let mut interrupted = false;
     loop {
@@ -1244,8 +1273,10 @@ async fn export_blob(
     let metadata_xml = metadata_of(props).to_xml();
     let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
         let tmp = format!("{slot}{suffix}.part");
-        ctx.tmp.write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes())?;
-        ctx.tmp.rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
+        ctx.tmp
+            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes())?;
+        ctx.tmp
+            .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
         Ok(LogPath {
             path: format!("{}{suffix}", file.to_manifest_string()),
             hash: Some(Md5Digest::of(xml.as_bytes())),
@@ -1498,7 +1529,11 @@ mod tests {
         let mib = 1 << 20;
         // Small blocks merge up to 4 MiB; a big one is split; the tail stays.
         assert_eq!(
-            block_pieces(&[mib, mib, 2 * mib, mib, 9 * mib, 10], 14 * mib + 10, 4 * mib),
+            block_pieces(
+                &[mib, mib, 2 * mib, mib, 9 * mib, 10],
+                14 * mib + 10,
+                4 * mib
+            ),
             Some(vec![
                 p(0, 4 * mib),
                 p(4 * mib, mib),

@@ -171,7 +171,10 @@ fn find_manifest(config: &VerifyConfig) -> Result<String, VerifyError> {
         return Ok(m.clone());
     }
     let root = &config.drive_root;
-    if root.join(DEFAULT_MANIFEST_FILE.trim_start_matches('\\')).is_file() {
+    if root
+        .join(DEFAULT_MANIFEST_FILE.trim_start_matches('\\'))
+        .is_file()
+    {
         return Ok(DEFAULT_MANIFEST_FILE.to_string());
     }
     let mut found: Vec<String> = std::fs::read_dir(root)
@@ -215,11 +218,10 @@ pub fn verify_drive(config: &VerifyConfig) -> Result<VerifyReport, VerifyError> 
             source,
         }
     })?;
-    let manifest =
-        DriveManifest::parse(&bytes).map_err(|source| VerifyError::ManifestFormat {
-            path: manifest_file.clone(),
-            source,
-        })?;
+    let manifest = DriveManifest::parse(&bytes).map_err(|source| VerifyError::ManifestFormat {
+        path: manifest_file.clone(),
+        source,
+    })?;
     let threads = config
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -466,7 +468,10 @@ mod tests {
             panic!("no block list: {canyon:?}");
         };
         let statuses: Vec<&str> = blocks.iter().map(|b| b.status.as_str()).collect();
-        assert_eq!(statuses, ["Completed", "Completed", "Corrupted", "Completed"]);
+        assert_eq!(
+            statuses,
+            ["Completed", "Completed", "Corrupted", "Completed"]
+        );
         assert_eq!(blocks[2].id.as_deref(), Some("AgAAAA=="));
         assert_eq!(
             canyon.properties.as_ref().map(|p| &p.status),

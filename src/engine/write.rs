@@ -271,7 +271,7 @@ pub fn free_bytes(root: &File) -> io::Result<u64> {
     if rc != 0 {
         return Err(last_error());
     }
-    Ok(u64::from(st.f_bavail).saturating_mul(st.f_frsize))
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// A file being written, ready for [`Writer::write_at`]. Cheap to clone (shared handle).
