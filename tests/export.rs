@@ -334,6 +334,9 @@ fn hostile_blob_names_stay_beneath_the_drive_root() {
             stored.len() >= 4,
             "too few hostile names stored: {stored:?}"
         );
+        // The root container exports as the directory `$root`.
+        put(store.as_ref(), "$root/logo.bmp", b"root blob").await;
+        stored.push("$root/logo.bmp".to_string());
         let drive = fx.tmp.path().join("nest/drive");
         std::fs::create_dir_all(&drive).unwrap();
         let (report, events) =
@@ -351,8 +354,17 @@ fn hostile_blob_names_stay_beneath_the_drive_root() {
             .collect();
         assert_eq!(siblings, ["drive"]);
         assert!(!fx.tmp.path().join("x").exists() && !fx.tmp.path().join("b").exists());
-        // Every file is under \evil, and each mapped name is recorded.
-        for b in &report.drive_log.blobs {
+        assert_eq!(
+            std::fs::read(drive.join("$root/logo.bmp")).unwrap(),
+            b"root blob"
+        );
+        // Every other file is under \evil, and each mapped name is recorded.
+        for b in report
+            .drive_log
+            .blobs
+            .iter()
+            .filter(|b| b.blob_path.starts_with("evil/"))
+        {
             assert!(b.file_path.starts_with(r"\evil\"), "{}", b.file_path);
             assert!(!b.file_path.contains(r"\..\"), "{}", b.file_path);
             assert!(

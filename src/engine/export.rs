@@ -446,7 +446,7 @@ pub async fn export_drive(
     let name = manifest_name(&config.drive_id);
     match ctx
         .root_dir()
-        .and_then(|d| d.write_small(&name, ".drivecopy-manifest.tmp", xml.as_bytes()))
+        .and_then(|d| d.write_small(&name, ".drivecopy-manifest.tmp", xml.as_bytes(), true))
     {
         Ok(()) => report.manifest_md5 = Some(Md5Digest::of(xml.as_bytes())),
         Err(e) => fail(
@@ -1274,7 +1274,7 @@ async fn export_blob(
     let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
         let tmp = format!("{slot}{suffix}.part");
         ctx.tmp
-            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes())?;
+            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes(), ctx.fsync)?;
         ctx.tmp
             .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
         Ok(LogPath {

@@ -147,18 +147,20 @@ impl DriveDir {
         })
     }
 
-    /// Write a small file (a side file, the manifest) under a temp name, then rename it to
-    /// `name`: readers see the old file or the whole new one.
+    /// Write a small file (a side file, the manifest) under a temp name, `fdatasync` it when
+    /// `sync` is set, then rename it to `name`: readers see the old file or the whole new one.
     ///
     /// # Errors
     /// The OS error.
-    pub fn write_small(&self, name: &str, temp: &str, data: &[u8]) -> io::Result<()> {
+    pub fn write_small(&self, name: &str, temp: &str, data: &[u8], sync: bool) -> io::Result<()> {
         let file = self.create_temp(temp, false)?;
-        let written = file
-            .inner
-            .file
-            .write_all_at(data, 0)
-            .and_then(|()| file.inner.file.sync_data());
+        let written = file.inner.file.write_all_at(data, 0).and_then(|()| {
+            if sync {
+                file.inner.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = written {
             let _ = self.unlink(temp);
             return Err(e);
@@ -582,7 +584,7 @@ mod tests {
         .unwrap();
         let d =
             DriveDir::parent_of(&root, &DrivePath::from_segments(["c2", "y"]).unwrap()).unwrap();
-        d.write_small("y", ".t", b"hello").unwrap();
+        d.write_small("y", ".t", b"hello", true).unwrap();
         assert!(!outside.path().join("victim").exists());
         assert_eq!(std::fs::read(dir.path().join("c2/y")).unwrap(), b"hello");
         assert!(!d.exists(".t"));
