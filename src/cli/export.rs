@@ -94,7 +94,8 @@ pub struct ExportArgs {
     /// Write through the page cache instead of `O_DIRECT`.
     #[arg(long)]
     pub no_direct_io: bool,
-    /// Do not fsync each file before renaming it into place (faster; a crash may lose files).
+    /// Do not flush the drive before writing its manifest (faster; a crash may lose files the
+    /// manifest lists).
     #[arg(long)]
     pub no_fsync: bool,
 }

@@ -21,6 +21,9 @@
 //! 3. write the export manifest `\<DriveId>.manifest` (per-block and per-page-range MD5, export
 //!    block Ids `base64(u32 LE index)` as in the service's sample, §1.5), the error and verbose
 //!    logs, and, when some blobs did not fit, the incomplete blob list as a blob next to the logs.
+//!    With `fsync` the drive's file system is flushed once (`syncfs`) before the manifest is
+//!    written, so the manifest is the commit point: files renamed into place are not synced one
+//!    by one.
 //!
 //! Drive state is derived as for import ([`crate::copylog::DriveLogStatus::from_blobs`]); an export
 //! drive starts `Received`. Retrying store reads happens here, and only here, for the export
@@ -54,7 +57,7 @@ use crate::engine::hash::HashPool;
 use crate::engine::import::{percent, LogLevel};
 use crate::engine::plan::{self, PlanBlob, RANGE_BYTES};
 use crate::engine::read::{open_root, IoEngine};
-use crate::engine::write::{free_bytes, DriveDir, WriteFile, Writer};
+use crate::engine::write::{free_bytes, sync_filesystem, DriveDir, WriteFile, Writer};
 use crate::events::{warning, Event, EventSink, ProgressEvent, StartEvent, SCHEMA_VERSION};
 use crate::manifest::{self, DriveManifest};
 use crate::metadata::{Metadata, Properties};
@@ -118,7 +121,9 @@ pub struct ExportConfig {
     pub io_engine_remark: Option<String>,
     /// Write aligned ranges with `O_DIRECT` where the file system allows it.
     pub direct_io: bool,
-    /// `fdatasync` each file before it is renamed into place.
+    /// Make the drive durable before the manifest is written: one `syncfs` of the drive's file
+    /// system after the last file, then the manifest written and `fdatasync`ed. The manifest is
+    /// the commit point: a drive with a manifest holds every file it lists.
     pub fsync: bool,
     /// Hashing threads; `None` for one per core.
     pub hash_threads: Option<usize>,
@@ -351,7 +356,6 @@ pub async fn export_drive(
         memory: Arc::new(Semaphore::new(memory_permits.min(Semaphore::MAX_PERMITS))),
         cancel: cancel.clone(),
         direct_io: config.direct_io,
-        fsync: config.fsync,
         ranges_per_blob: config.ranges_per_blob.max(1),
         counters: Counters::default(),
         events: Arc::clone(&events),
@@ -444,6 +448,15 @@ pub async fn export_drive(
     };
     let xml = manifest.to_xml();
     let name = manifest_name(&config.drive_id);
+    if config.fsync {
+        if let Err(e) = sync_filesystem(&ctx.root) {
+            fail(
+                &mut report,
+                DriveLogStatus::DiskOperationFailed,
+                format!("flush the drive: {e}"),
+            );
+        }
+    }
     match ctx
         .root_dir()
         .and_then(|d| d.write_small(&name, ".drivecopy-manifest.tmp", xml.as_bytes(), true))
@@ -606,7 +619,6 @@ struct Ctx {
     memory: Arc<Semaphore>,
     cancel: CancellationToken,
     direct_io: bool,
-    fsync: bool,
     ranges_per_blob: usize,
     counters: Counters,
     events: Arc<dyn EventSink>,
@@ -1008,6 +1020,9 @@ async fn export_blob(
                 .collect(),
             Err(e) => return request_failed(ctx, blob, &file, &e),
         }
+    } else if props.length <= RANGE_BYTES {
+        // One range whatever the blocks: committed blocks would all merge into it.
+        fixed_pieces(0..props.length, RANGE_BYTES)
     } else {
         match ctx.store.get_block_list(path).await {
             Ok(listing) => {
@@ -1274,7 +1289,7 @@ async fn export_blob(
     let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
         let tmp = format!("{slot}{suffix}.part");
         ctx.tmp
-            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes(), ctx.fsync)?;
+            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes(), false)?;
         ctx.tmp
             .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
         Ok(LogPath {
@@ -1283,9 +1298,6 @@ async fn export_blob(
         })
     };
     let placed = (|| -> io::Result<(LogPath, LogPath)> {
-        if ctx.fsync {
-            target.sync()?;
-        }
         let p = side(".properties", &properties_xml)?;
         let m = side(".metadata", &metadata_xml)?;
         ctx.tmp.rename_into(&tmp_name, &dir, name)?;

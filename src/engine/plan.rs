@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(plan.not_exportable, [4]);
         let usable = usable_bytes(size);
         let first = plan_drive(&blobs, &[0, 1, 2, 3, 4, 5], usable);
-        // 5 + 3 fit; 4 does not; 1 does not (costs round up); 2 does not; the rest follows.
+        // Whatever the first drive takes, the plan's first drive is the same.
         assert_eq!(first.selected, plan.drives[0].selected);
         assert!(first.occupied_bytes <= usable);
         // The second drive of the plan is what exporting the first drive's remainder does.

@@ -276,6 +276,21 @@ pub fn free_bytes(root: &File) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// Flush every written file of the file system holding `root` to the drive (`syncfs`): one
+/// call instead of an `fsync` per file.
+///
+/// # Errors
+/// The OS error.
+pub fn sync_filesystem(root: &File) -> io::Result<()> {
+    let dir = openat(root, ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    // SAFETY: `dir` is an open descriptor for the duration of the call.
+    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if rc != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
 /// A file being written, ready for [`Writer::write_at`]. Cheap to clone (shared handle).
 #[derive(Debug, Clone)]
 pub struct WriteFile {
