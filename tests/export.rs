@@ -206,6 +206,10 @@ fn round_trip_prepare_import_export_is_identical_and_verifies() {
         assert_eq!(empty.length, 0);
         let checked = verify_clean(&out);
         assert!(checked.ranges_checked > 5);
+        // The same check passes on the import drive, against its DriveManifest.xml.
+        let import_side = verify_clean(&fx.drive);
+        assert_eq!(import_side.manifest_file, r"\DriveManifest.xml");
+        assert_eq!(import_side.drive_log.blobs.len(), sources.len());
         // No temp files left behind.
         assert!(!out.join(".drivecopy-tmp").exists());
         assert!(tree(&out).iter().all(|f| !f.ends_with(".part")));
@@ -388,6 +392,8 @@ struct ChangeOnRead {
     inner: Arc<LocalStore>,
     target: BlobPath,
     done: AtomicBool,
+    /// Cancel this token instead of changing the blob.
+    cancel: Option<CancellationToken>,
 }
 
 #[async_trait]
@@ -454,6 +460,10 @@ impl BlobStore for ChangeOnRead {
     async fn read_range(&self, p: &BlobPath, r: Option<Range<u64>>) -> Result<Bytes, StoreError> {
         let data = self.inner.read_range(p, r).await?;
         if *p == self.target && !self.done.swap(true, Ordering::SeqCst) {
+            if let Some(token) = &self.cancel {
+                token.cancel();
+                return Ok(data);
+            }
             let meta = BTreeMap::from([("changed".to_string(), "yes".to_string())]);
             self.inner
                 .set_metadata(p, meta, Condition::None)
@@ -492,6 +502,7 @@ fn a_blob_changed_during_export_is_blob_unexpected_change_and_leaves_no_file() {
             inner: local,
             target: moving,
             done: AtomicBool::new(false),
+            cancel: None,
         });
         let drive = fx.tmp.path().join("drive-x");
         std::fs::create_dir_all(&drive).unwrap();
@@ -510,6 +521,41 @@ fn a_blob_changed_during_export_is_blob_unexpected_change_and_leaves_no_file() {
         // The manifest lists only the file that is there, and it verifies.
         let v = verify_clean(&drive);
         assert_eq!(v.drive_log.blobs.len(), 1);
+    });
+}
+
+#[test]
+fn a_cancelled_export_leaves_no_partial_file() {
+    each_engine(|engine| async move {
+        let fx = Fixture::new();
+        let local = fx.store();
+        let first = put(local.as_ref(), "docs/a.bin", &random_bytes(10 << 20, 60)).await;
+        put(local.as_ref(), "docs/b.bin", &random_bytes(1000, 61)).await;
+        let token = CancellationToken::new();
+        let store = Arc::new(ChangeOnRead {
+            inner: local,
+            target: first,
+            done: AtomicBool::new(false),
+            cancel: Some(token.clone()),
+        });
+        let drive = fx.tmp.path().join("drive-c");
+        std::fs::create_dir_all(&drive).unwrap();
+        let mut cfg = export_config(&drive, engine, all_blobs());
+        cfg.blobs_in_flight = 1;
+        cfg.ranges_per_blob = 1;
+        let events = Arc::new(CollectEvents::default());
+        let report = export_drive(&cfg, store, events, token).await.unwrap();
+        assert!(report.cancelled);
+        assert!(report
+            .drive_log
+            .blobs
+            .iter()
+            .all(|b| b.status == BlobStatus::Failed));
+        // Only the manifest (listing nothing) is on the drive.
+        assert_eq!(tree(&drive), ["EXPORT02.manifest"]);
+        let manifest =
+            DriveManifest::parse(&std::fs::read(drive.join("EXPORT02.manifest")).unwrap()).unwrap();
+        assert_eq!(manifest.blobs().count(), 0);
     });
 }
 
