@@ -1036,9 +1036,6 @@ async fn export_blob(
         }
     };
 
-    let Some((name, _)) = file.segments().split_last() else {
-        return BlobOutcome::failed(blob, Some(&file), BlobStatus::FileNameInvalid, None);
-    };
     let tmp_name = format!("{slot}.part");
     let io_failed = |what: &str, e: io::Error| {
         let no_space = e.kind() == io::ErrorKind::StorageFull;
@@ -1276,42 +1273,20 @@ async fn export_blob(
         _ => false,
     };
 
-    // Side files, then the data file, into place.
-    let dir = match DriveDir::parent_of(&ctx.root, &file) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = ctx.tmp.unlink(&tmp_name);
-            return io_failed("create the file's directory", e);
-        }
-    };
+    // Side files, then the data file, into place (blocking file-system calls, off the runtime).
     let properties_xml = properties_of(props).to_xml();
     let metadata_xml = metadata_of(props).to_xml();
-    let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
-        let tmp = format!("{slot}{suffix}.part");
-        ctx.tmp
-            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes(), false)?;
-        ctx.tmp
-            .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
-        Ok(LogPath {
-            path: format!("{}{suffix}", file.to_manifest_string()),
-            hash: Some(Md5Digest::of(xml.as_bytes())),
+    let placed = {
+        let (ctx, file, tmp_name) = (Arc::clone(ctx), file.clone(), tmp_name.clone());
+        tokio::task::spawn_blocking(move || {
+            place(&ctx, slot, &file, &tmp_name, &properties_xml, &metadata_xml)
         })
+        .await
+        .unwrap_or_else(|e| Err(("place the file", io::Error::other(e.to_string()))))
     };
-    let placed = (|| -> io::Result<(LogPath, LogPath)> {
-        let p = side(".properties", &properties_xml)?;
-        let m = side(".metadata", &metadata_xml)?;
-        ctx.tmp.rename_into(&tmp_name, &dir, name)?;
-        Ok((p, m))
-    })();
     let (properties_path, metadata_path) = match placed {
         Ok(v) => v,
-        Err(e) => {
-            let _ = ctx.tmp.unlink(&tmp_name);
-            for s in [".properties", ".metadata"] {
-                let _ = dir.unlink(&format!("{name}{s}"));
-            }
-            return io_failed("place the file", e);
-        }
+        Err((what, e)) => return io_failed(what, e),
     };
 
     let list = ranges_log(None);
@@ -1389,6 +1364,56 @@ async fn export_blob(
         no_space: false,
         interrupted: false,
     }
+}
+
+/// Move a finished temp file into place with its side files: `<file>.properties` and
+/// `<file>.metadata` first, the data file last. On failure nothing of the blob is left.
+fn place(
+    ctx: &Ctx,
+    slot: usize,
+    file: &DrivePath,
+    tmp_name: &str,
+    properties_xml: &str,
+    metadata_xml: &str,
+) -> Result<(LogPath, LogPath), (&'static str, io::Error)> {
+    let Some((name, _)) = file.segments().split_last() else {
+        let _ = ctx.tmp.unlink(tmp_name);
+        return Err((
+            "name the file",
+            io::Error::from(io::ErrorKind::InvalidInput),
+        ));
+    };
+    let dir = match DriveDir::parent_of(&ctx.root, file) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = ctx.tmp.unlink(tmp_name);
+            return Err(("create the file's directory", e));
+        }
+    };
+    let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
+        let tmp = format!("{slot}{suffix}.part");
+        ctx.tmp
+            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes(), false)?;
+        ctx.tmp
+            .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
+        Ok(LogPath {
+            path: format!("{}{suffix}", file.to_manifest_string()),
+            hash: Some(Md5Digest::of(xml.as_bytes())),
+        })
+    };
+    let placed = (|| -> io::Result<(LogPath, LogPath)> {
+        let p = side(".properties", properties_xml)?;
+        let m = side(".metadata", metadata_xml)?;
+        ctx.tmp.rename_into(tmp_name, &dir, name)?;
+        Ok((p, m))
+    })();
+    placed.map_err(|e| {
+        let _ = ctx.tmp.unlink(tmp_name);
+        for s in [".properties", ".metadata"] {
+            let _ = dir.unlink(&format!("{name}{s}"));
+        }
+        ("place the file", e)
+    })
 }
 
 fn request_failed(ctx: &Ctx, blob: &PlanBlob, file: &DrivePath, e: &StoreError) -> BlobOutcome {
