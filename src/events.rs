@@ -37,7 +37,8 @@
 //! exactly the ARM `DriveStatus` field names (`driveId`, `manifestFile`, `manifestHash`, `state`,
 //! `copyStatus`, `percentComplete`, `bytesSucceeded`, `errorLogUri`, `verboseLogUri`,
 //! `manifestUri`; `bitLockerKey` is never written); `blobsTotal`, `blobsFailed`, `bytesTotal`,
-//! `elapsedSeconds`, `bytesPerSecond`; and `error` (text, only for `Internal`).
+//! `elapsedSeconds`, `bytesPerSecond`; `error` (text, only for `Internal`); and, for `export`,
+//! `incompleteBlobListUri` when some blobs did not fit on the drive.
 //!
 //! ## Example
 //! ```text
@@ -150,8 +151,8 @@ pub struct ResultEvent {
     pub blobs_failed: u64,
     /// Bytes the run was to copy.
     pub bytes_total: u64,
-    /// Block and page bytes this run sent to the store (each piece once, however often it was
-    /// retried).
+    /// Block and page bytes this run moved: sent to the store on import (each piece once,
+    /// however often it was retried), written to the drive on export.
     pub bytes_sent: u64,
     /// Bytes an earlier, interrupted run had already put in the store and this run reused
     /// (staged blocks, written page ranges) instead of sending them again.
@@ -165,6 +166,10 @@ pub struct ResultEvent {
     /// What went wrong, for the `Refused`, `JobCancelled` and `Internal` outcomes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Export only: the blob listing the blobs that did not fit on the drive (ARM
+    /// `incompleteBlobListUri`); absent when every blob fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete_blob_list_uri: Option<String>,
 }
 
 /// Where the engine sends events. Implementations must be cheap and must not block for long:

@@ -15,7 +15,7 @@ use drivecopy::engine::import::{
 };
 use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink, ResultEvent};
-use drivecopy::job::{DriveState, DriveStatus};
+use drivecopy::job::{CopyOutcome, DriveState, DriveStatus};
 use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
 use drivecopy::store::azure::display_destination;
 use drivecopy::store::local::DEFAULT_LOCAL_STORE_DIR;
@@ -24,7 +24,8 @@ use drivecopy::store::{open_url, BlobStore, OpenOptions};
 
 use super::args::parse_size;
 use super::exit::Exit;
-use super::joblink::{JobLink, JobSettings, RecordingSink, Refusal};
+use super::joblink::{open_link, JobSettings, RecordingSink, Refusal};
+use super::output::bare_result;
 use super::output::StdoutSink;
 
 /// Arguments of `drivecopy import`.
@@ -140,28 +141,32 @@ where
         .build()
         .context("start the tokio runtime")?;
     runtime.block_on(async {
-        let signals = cancel.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            for round in 0..2 {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{signal, SignalKind};
+        // Registered before the copy starts, so that a signal arriving as soon as the `start`
+        // event is out already cancels cleanly instead of killing the process.
+        let handlers = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        if let (Ok(mut int), Ok(mut term)) = handlers {
+            let signals = cancel.clone();
+            tokio::spawn(async move {
+                for round in 0..2 {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    if round == 0 {
+                        tracing::warn!(
+                            "stopping: finishing blocks in flight, committing nothing new"
+                        );
+                        signals.cancel();
+                    } else {
+                        std::process::exit(i32::from(Exit::Cancelled.code()));
+                    }
                 }
-                if round == 0 {
-                    tracing::warn!("stopping: finishing blocks in flight, committing nothing new");
-                    signals.cancel();
-                } else {
-                    std::process::exit(i32::from(Exit::Cancelled.code()));
-                }
-            }
-        });
+            });
+        }
         fut.await
     })
 }
@@ -203,17 +208,14 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     config.put_md5 = args.put_md5;
     config.limits = Limits::default().with_max_block_bytes(args.max_block_bytes);
 
-    let link = match (&args.job_store, &args.job, &args.drive_id) {
-        (None, _, _) => None,
-        (Some(spec), Some(job), Some(drive)) => match super::job::open_store(spec)? {
-            Ok(store) => Some(Arc::new(JobLink::new(store, job.clone(), drive.clone()))),
-            Err(message) => {
-                eprintln!("drivecopy: {message}");
-                return Ok(Exit::Usage);
-            }
-        },
-        (Some(_), _, _) => {
-            eprintln!("drivecopy: --job-store needs --job NAME and --drive-id ID");
+    let link = match open_link(
+        args.job_store.as_deref(),
+        args.job.as_deref(),
+        args.drive_id.as_deref(),
+    )? {
+        Ok(link) => link,
+        Err(message) => {
+            eprintln!("drivecopy: {message}");
             return Ok(Exit::Usage);
         }
     };
@@ -245,7 +247,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             Err(e) => return Ok(Finished::Failed(anyhow::Error::new(e))),
         };
         if let (Some(link), false) = (&link, report.cancelled) {
-            if let Err(e) = link.finish(&report).await {
+            let mut outcome = CopyOutcome::new(report.status().clone());
+            outcome.bytes_succeeded = report.bytes_succeeded;
+            outcome.error_log_uri = report.error_log_uri.clone();
+            outcome.verbose_log_uri = report.verbose_log_uri.clone();
+            outcome.manifest_uri = report.manifest_uri.clone();
+            if let Err(e) = link.finish(outcome).await {
                 return Ok(Finished::Failed(
                     anyhow::Error::new(e).context("record the finished copy in its job"),
                 ));
@@ -260,17 +267,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let report = match outcome {
         Finished::Copied(report) => *report,
         Finished::Refused(refusal) => {
-            let (outcome, message) = match refusal {
-                Refusal::Cancelled(m) => (
-                    "JobCancelled",
-                    format!("the job was cancelled: copy skipped ({m})"),
-                ),
-                Refusal::Refused(m) => ("Refused", m),
-            };
+            let (outcome, message) = refusal.outcome();
             eprintln!("drivecopy: {message}");
             let mut drive_status = DriveStatus::new(drive_id, DriveState::Received);
             drive_status.manifest_file = Some(args.manifest.clone());
             sink.emit(bare_result(
+                "import",
                 outcome,
                 Exit::IllegalTransition,
                 drive_status,
@@ -286,6 +288,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             drive_status.manifest_file = Some(args.manifest.clone());
             drive_status.copy_status = Some(drivecopy::copylog::DriveLogStatus::InternalError);
             sink.emit(bare_result(
+                "import",
                 "Internal",
                 Exit::Internal,
                 drive_status,
@@ -325,39 +328,14 @@ fn apply_job_settings(config: &mut ImportConfig, args: &ImportArgs, job: JobSett
     }
 }
 
-/// How an import run ended, before its `result` event is written.
-enum Finished {
+/// How a copy run ended, before its `result` event is written.
+pub enum Finished<R> {
     /// The copy ran (completely, with errors, or cancelled by a signal).
-    Copied(Box<ImportReport>),
+    Copied(Box<R>),
     /// The job refused the copy.
     Refused(Refusal),
     /// The station failed (reader, hash pool, job store).
     Failed(anyhow::Error),
-}
-
-/// A `result` event for a run that copied nothing.
-fn bare_result(
-    outcome: &str,
-    exit: Exit,
-    drive_status: DriveStatus,
-    started: Instant,
-    error: String,
-) -> Event {
-    Event::Result(Box::new(ResultEvent {
-        command: "import".to_string(),
-        outcome: outcome.to_string(),
-        exit_code: exit.code(),
-        drive_status,
-        blobs_total: 0,
-        blobs_failed: 0,
-        bytes_total: 0,
-        bytes_sent: 0,
-        bytes_reused: 0,
-        retries: 0,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-        bytes_per_second: 0.0,
-        error: Some(error),
-    }))
 }
 
 /// The exit code and `result` event for a finished import.
@@ -414,6 +392,7 @@ fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEve
             0.0
         },
         error: None,
+        incomplete_blob_list_uri: None,
     };
     (exit, result)
 }

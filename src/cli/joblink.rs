@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use drivecopy::engine::import::ImportReport;
 use drivecopy::events::{warning, Event, EventSink};
 use drivecopy::job::{CopyOutcome, DriveState, Job, JobError};
 use drivecopy::jobstore::{update, JobStore, JobStoreError};
@@ -66,6 +65,19 @@ pub enum Refusal {
     Cancelled(String),
     /// The job's or drive's state does not allow copying, or the job or drive is unknown.
     Refused(String),
+}
+
+impl Refusal {
+    /// The result event's `outcome` (`JobCancelled` or `Refused`) and the message.
+    pub fn outcome(self) -> (&'static str, String) {
+        match self {
+            Refusal::Cancelled(m) => (
+                "JobCancelled",
+                format!("the job was cancelled: copy skipped ({m})"),
+            ),
+            Refusal::Refused(m) => ("Refused", m),
+        }
+    }
 }
 
 impl JobLink {
@@ -125,12 +137,7 @@ impl JobLink {
     ///
     /// # Errors
     /// The store failure or the refused transition.
-    pub async fn finish(&self, report: &ImportReport) -> Result<(), JobStoreError> {
-        let mut outcome = CopyOutcome::new(report.status().clone());
-        outcome.bytes_succeeded = report.bytes_succeeded;
-        outcome.error_log_uri = report.error_log_uri.clone();
-        outcome.verbose_log_uri = report.verbose_log_uri.clone();
-        outcome.manifest_uri = report.manifest_uri.clone();
+    pub async fn finish(&self, outcome: CopyOutcome) -> Result<(), JobStoreError> {
         let drive = self.drive_id.clone();
         update(
             self.store.as_ref(),
@@ -141,6 +148,24 @@ impl JobLink {
         .await
         .map(|_| ())
     }
+}
+
+/// The link `--job-store SPEC --job NAME --drive-id ID` ask for: `None` without `--job-store`.
+///
+/// # Errors
+/// `Ok(Err(message))` for a usage error (a missing `--job` or `--drive-id`, a bad store spec);
+/// `Err` when the job store cannot be opened.
+pub fn open_link(
+    job_store: Option<&str>,
+    job: Option<&str>,
+    drive_id: Option<&str>,
+) -> anyhow::Result<Result<Option<Arc<JobLink>>, String>> {
+    Ok(match (job_store, job, drive_id) {
+        (None, _, _) => Ok(None),
+        (Some(spec), Some(job), Some(drive)) => super::job::open_store(spec)?
+            .map(|store| Some(Arc::new(JobLink::new(store, job.into(), drive.into())))),
+        (Some(_), _, _) => Err("--job-store needs --job NAME and --drive-id ID".into()),
+    })
 }
 
 /// An event sink that forwards every event and records progress in the job, at most every

@@ -6,12 +6,15 @@
 
 mod args;
 pub mod exit;
+mod export;
 mod import;
 mod inspect;
 mod job;
 mod joblink;
 mod output;
+mod plan;
 mod prepare;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -20,7 +23,8 @@ use exit::Exit;
 /// drivecopy: the data path of an Azure Import/Export-style service.
 ///
 /// Imports a drive into blob storage, verified block by block against its manifest, and reports
-/// the drive state for the job; prepares drives; inspects manifests and drive logs.
+/// the drive state for the job; exports blobs onto drives; prepares and verifies drives; inspects
+/// manifests and drive logs.
 #[derive(Debug, Parser)]
 #[command(name = "drivecopy", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
@@ -34,6 +38,12 @@ pub struct Cli {
 pub enum Command {
     /// Import a drive into a blob store (the service side of an import job).
     Import(import::ImportArgs),
+    /// Export blobs onto a drive (the service side of an export job), with the export manifest.
+    Export(export::ExportArgs),
+    /// Plan an export: drives needed for a blob list, and what goes on each (PreviewExport).
+    PlanExport(plan::PlanArgs),
+    /// Verify a drive (import or export) against its manifest; prints the bad ranges as a DriveLog.
+    Verify(verify::VerifyArgs),
     /// Prepare a drive: copy files onto it (or leave them in place) and write its manifest.
     Prepare(prepare::PrepareArgs),
     /// Inspect drive manifests.
@@ -53,6 +63,9 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
+        Command::PlanExport(args) => plan::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Prepare(args) => prepare::run(args),
         Command::Manifest(cmd) => inspect::manifest(cmd),
         Command::Log(cmd) => inspect::log(cmd),

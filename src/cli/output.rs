@@ -7,7 +7,12 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use drivecopy::events::{Event, EventSink};
+use std::time::Instant;
+
+use drivecopy::events::{Event, EventSink, ResultEvent};
+use drivecopy::job::DriveStatus;
+
+use super::exit::Exit;
 
 /// Writes events to stdout as JSON lines; mirrors progress and warnings on stderr.
 pub struct StdoutSink {
@@ -69,4 +74,31 @@ impl EventSink for StdoutSink {
         }
         self.write_line(&event);
     }
+}
+
+/// A `result` event for a `command` run that copied nothing (refused, or the station failed).
+pub fn bare_result(
+    command: &str,
+    outcome: &str,
+    exit: Exit,
+    drive_status: DriveStatus,
+    started: Instant,
+    error: String,
+) -> Event {
+    Event::Result(Box::new(ResultEvent {
+        command: command.to_string(),
+        outcome: outcome.to_string(),
+        exit_code: exit.code(),
+        drive_status,
+        blobs_total: 0,
+        blobs_failed: 0,
+        bytes_total: 0,
+        bytes_sent: 0,
+        bytes_reused: 0,
+        retries: 0,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        bytes_per_second: 0.0,
+        error: Some(error),
+        incomplete_blob_list_uri: None,
+    }))
 }
