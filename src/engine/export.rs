@@ -53,7 +53,7 @@ use crate::copylog::{
 use crate::digest::Md5Digest;
 use crate::engine::diagnostics::{diagnostics_blob, DiagnosticsKind, DEFAULT_DIAGNOSTICS_PATH};
 use crate::engine::drivename::{self, NameMap};
-use crate::engine::hash::HashPool;
+use crate::engine::hash::{nonzero_page_ranges, HashPool};
 use crate::engine::import::{percent, LogLevel};
 use crate::engine::plan::{self, PlanBlob, RANGE_BYTES};
 use crate::engine::read::{open_root, IoEngine};
@@ -77,6 +77,9 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_BLOBS_IN_FLIGHT: usize = 16;
 /// Default number of ranges of one blob downloaded at once.
 pub const DEFAULT_RANGES_PER_BLOB: usize = 8;
+/// The granule at which a page blob's all-zero data is left as a hole instead of written:
+/// one file-system block.
+pub const SPARSE_GRANULE_BYTES: usize = 4096;
 /// How often progress events are sent.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -893,6 +896,7 @@ async fn copy_piece(
     file: WriteFile,
     piece: Piece,
     keep: bool,
+    sparse: bool,
 ) -> Result<(Md5Digest, Option<Bytes>), RangeFailure> {
     let data = ctx
         .store
@@ -933,10 +937,20 @@ async fn copy_piece(
             no_space: false,
         });
     }
-    let (digest, written) = tokio::join!(
-        ctx.hasher.digest(data.clone()),
-        ctx.writer.write_at(&file, piece.offset, data.clone())
-    );
+    let write = async {
+        if !sparse {
+            return ctx.writer.write_at(&file, piece.offset, data.clone()).await;
+        }
+        // A page blob's zeros stay holes, also inside valid page ranges (tools such as AzCopy
+        // upload a disk image's empty pages too): only the non-zero file-system blocks are written.
+        for run in nonzero_page_ranges(&data, piece.offset, SPARSE_GRANULE_BYTES) {
+            let (start, end) = (run.start - piece.offset, run.end - piece.offset);
+            let chunk = data.slice(start as usize..end as usize);
+            ctx.writer.write_at(&file, run.start, chunk).await?;
+        }
+        Ok(())
+    };
+    let (digest, written) = tokio::join!(ctx.hasher.digest(data.clone()), write);
     written.map_err(|e| RangeFailure {
         range: RangeStatus::IOFailed,
         blob: BlobStatus::IOFailed,
@@ -1091,6 +1105,7 @@ async fn export_blob(
                 target.clone(),
                 piece,
                 want_whole,
+                props.kind == BlobKind::PageBlob,
             ));
             let handle = tokio::spawn(async move {
                 let r = match task.await {

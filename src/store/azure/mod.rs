@@ -282,12 +282,7 @@ impl AzureStore {
         Ok(BlobProperties {
             kind,
             length: resp.content_length().map_err(h)?.unwrap_or(0),
-            etag: ETag(
-                resp.etag()
-                    .map_err(h)?
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            ),
+            etag: etag(resp.etag().map_err(h)?.map(|e| e.to_string())),
             last_modified: resp
                 .last_modified()
                 .map_err(h)?
@@ -649,12 +644,7 @@ impl BlobStore for AzureStore {
         Ok(BlobProperties {
             kind: BlobKind::PageBlob,
             length: length_bytes,
-            etag: ETag(
-                resp.etag()
-                    .map_err(h)?
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            ),
+            etag: etag(resp.etag().map_err(h)?.map(|e| e.to_string())),
             last_modified: resp
                 .last_modified()
                 .map_err(h)?
@@ -856,7 +846,7 @@ impl BlobStore for AzureStore {
                 properties: BlobProperties {
                     kind,
                     length: props.content_length.unwrap_or(0),
-                    etag: ETag(props.etag.map(|e| e.to_string()).unwrap_or_default()),
+                    etag: etag(props.etag.map(|e| e.to_string())),
                     last_modified: props.last_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     content: ContentProperties {
                         content_type: props.content_type,
@@ -920,7 +910,7 @@ impl BlobStore for AzureStore {
         Ok(BlobProperties {
             kind: BlobKind::BlockBlob,
             length: len,
-            etag: ETag(resp.etag.map(|e| e.to_string()).unwrap_or_default()),
+            etag: etag(resp.etag.map(|e| e.to_string())),
             last_modified: resp.last_modified.unwrap_or(OffsetDateTime::UNIX_EPOCH),
             content,
             metadata: options.metadata,
@@ -958,9 +948,31 @@ impl BlobStore for AzureStore {
     }
 }
 
+/// One spelling of an ETag whichever response carried it: the `ETag` header is quoted
+/// (`"0x8D..."`), the `<Etag>` of List Blobs is not; both become the quoted form, which is also
+/// what `If-Match` sends.
+fn etag(raw: Option<String>) -> ETag {
+    let raw = raw.unwrap_or_default();
+    let bare = raw.trim_matches('"');
+    ETag(if bare.is_empty() {
+        String::new()
+    } else {
+        format!("\"{bare}\"")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_of_headers_and_listings_are_spelled_alike() {
+        let header = etag(Some("\"0x8DC0FFEE\"".into()));
+        let listed = etag(Some("0x8DC0FFEE".into()));
+        assert_eq!(header, listed);
+        assert_eq!(header.as_str(), "\"0x8DC0FFEE\"");
+        assert_eq!(etag(None).as_str(), "");
+    }
 
     fn store(dest: &str) -> AzureStore {
         let env = BTreeMap::from([(
