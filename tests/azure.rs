@@ -834,3 +834,69 @@ fn export_of_a_set_azcopy_uploaded() {
     let run = util::finish(out);
     assert_eq!(run.code, 0, "verify: {}", run.describe());
 }
+
+/// With no SAS in the URL and nothing in the environment, the import uses the credential the
+/// drive manifest carries (`StorageAccountKey`), as the service does, and never shows it.
+#[test]
+fn the_manifest_account_key_is_the_last_resort() {
+    let test = "the_manifest_account_key_is_the_last_resort";
+    let Some(endpoint) = azurite_endpoint(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, drive) = (tmp.path().join("src"), tmp.path().join("drive"));
+    let data = util::random_bytes(100_000, 61);
+    util::write_file(&src.join("k.bin"), &data);
+    std::fs::create_dir_all(&drive).unwrap();
+    let container = unique("mkey");
+    let clean_env = |cmd: &mut std::process::Command| {
+        for var in [
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "AZURE_STORAGE_ACCOUNT",
+            "AZURE_STORAGE_KEY",
+            "AZURE_CLIENT_ID",
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "IDENTITY_ENDPOINT",
+            "MSI_ENDPOINT",
+            "DRIVECOPY_AZURE_AUTH",
+        ] {
+            cmd.env_remove(var);
+        }
+    };
+    let mut prepare = std::process::Command::new(env!("CARGO_BIN_EXE_drivecopy"));
+    prepare
+        .arg("prepare")
+        .arg("--drive")
+        .arg(&drive)
+        .arg("--src")
+        .arg(&src)
+        .args(["--dst", &format!("{container}/"), "--drive-id", "MKEY1"])
+        .env("DRIVECOPY_STORAGE_ACCOUNT_KEY", DEV_KEY);
+    let run = util::finish(prepare.output().expect("run prepare"));
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let manifest = std::fs::read_to_string(drive.join("DriveManifest.xml")).unwrap();
+    assert!(manifest.contains("<StorageAccountKey>"), "{manifest}");
+
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_drivecopy"));
+    import
+        .arg("import")
+        .arg("--drive")
+        .arg(&drive)
+        .args(["--dest", &format!("{endpoint}/")]);
+    clean_env(&mut import);
+    let run = util::finish(import.output().expect("run import"));
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert!(
+        !run.stdout.contains(DEV_KEY) && !run.stderr.contains(DEV_KEY),
+        "{}",
+        run.describe()
+    );
+    let store = azurite_store(&endpoint);
+    rt().block_on(util::assert_blob(
+        store.as_ref(),
+        &format!("{container}/k.bin"),
+        &data,
+    ));
+}

@@ -132,7 +132,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         .concurrency
         .saturating_mul(args.ranges_per_blob)
         .max(16);
-    let store = open_store(args.source.as_deref(), true, requests, &cancel)?;
+    let store = open_store(args.source.as_deref(), true, requests, &cancel, None)?;
     let mut config = ExportConfig::new(&args.drive, drive_id.clone(), list, engine);
     config.io_engine_remark = remark;
     config.capacity_bytes = args.capacity;

@@ -10,14 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::import::{
-    import_drive, ImportConfig, ImportReport, LogLevel, DEFAULT_BLOBS_IN_FLIGHT,
-    DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
+    import_drive, manifest_credential, ImportConfig, ImportReport, LogLevel,
+    DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
 };
 use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink, ResultEvent};
 use drivecopy::job::{CopyOutcome, DriveState, DriveStatus};
+use drivecopy::manifest::Credential;
 use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
-use drivecopy::store::azure::display_destination;
+use drivecopy::store::azure::{display_destination, is_remote, FallbackCredential, Secret};
 use drivecopy::store::local::DEFAULT_LOCAL_STORE_DIR;
 use drivecopy::store::retry::{RetryPolicy, RetryStore};
 use drivecopy::store::{open_url, BlobStore, OpenOptions};
@@ -109,15 +110,19 @@ pub enum LogLevelArg {
 /// Open the store a `--dest` names (see [`drivecopy::store::open_url`]), its HTTP pool sized
 /// to `concurrency` requests. A remote store's requests are retried in one place (style.md §5,
 /// `store::retry` with its documented defaults); a cancelled run stops waiting between tries.
+/// `fallback` is the credential to use when the URL and the environment give none (the drive
+/// manifest's, for import).
 pub fn open_store(
     dest: Option<&str>,
     fsync: bool,
     concurrency: usize,
     cancel: &CancellationToken,
+    fallback: Option<FallbackCredential>,
 ) -> anyhow::Result<Arc<dyn BlobStore>> {
     let url = dest.unwrap_or(DEFAULT_LOCAL_STORE_DIR);
     let mut options = OpenOptions::new(concurrency);
     options.fsync = fsync;
+    options.fallback = fallback;
     let store = open_url(url, &options, |store| {
         Arc::new(RetryStore::new(
             store,
@@ -176,14 +181,6 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let cancel = CancellationToken::new();
     let sink = Arc::new(StdoutSink::new(cancel.clone()));
     let (engine, remark) = IoEngine::probe();
-    // Requests in flight: blobs at once times a few blocks each (the pool keeps idle
-    // connections for that many).
-    let store = open_store(
-        args.dest.as_deref(),
-        !args.no_fsync,
-        args.concurrency.saturating_mul(4).max(16),
-        &cancel,
-    )?;
     let mut config = ImportConfig::new(&args.drive, engine);
     config.io_engine_remark = remark;
     // Never the SAS: the start event shows the URL without its query string.
@@ -207,6 +204,33 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     config.direct_io = !args.no_direct_io;
     config.put_md5 = args.put_md5;
     config.limits = Limits::default().with_max_block_bytes(args.max_block_bytes);
+
+    // The manifest's own credential is the last resort for a remote destination, as the
+    // service uses it (the URL's SAS and the environment come first).
+    let dest = args.dest.as_deref();
+    let fallback = dest
+        .filter(|d| is_remote(d))
+        .and_then(|_| manifest_credential(&config))
+        .map(|c| match c {
+            Credential::StorageAccountKey(key) => {
+                FallbackCredential::StorageAccountKey(Secret::new(key.expose().to_string()))
+            }
+            // The tool writes `<container>?<sas>`; the SAS is the query.
+            Credential::ContainerSas(sas) => {
+                let text = sas.expose();
+                let query = text.split_once('?').map_or(text, |(_, q)| q);
+                FallbackCredential::ContainerSas(Secret::new(query.to_string()))
+            }
+        });
+    // Requests in flight: blobs at once times a few blocks each (the pool keeps idle
+    // connections for that many).
+    let store = open_store(
+        dest,
+        !args.no_fsync,
+        args.concurrency.saturating_mul(4).max(16),
+        &cancel,
+        fallback,
+    )?;
 
     let link = match open_link(
         args.job_store.as_deref(),

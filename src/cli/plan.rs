@@ -68,7 +68,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Usage);
         }
     };
-    let store = open_store(args.source.as_deref(), false, 16, &CancellationToken::new())?;
+    let store = open_store(
+        args.source.as_deref(),
+        false,
+        16,
+        &CancellationToken::new(),
+        None,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

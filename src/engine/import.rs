@@ -672,6 +672,14 @@ struct ManifestFailure {
     drive_id: Option<String>,
 }
 
+/// The credential the drive's manifest carries (`StorageAccountKey` or `ContainerSas`, §1.3),
+/// for a caller that opens the store before the import reads the manifest: the service imports
+/// with it when nothing else is given. `None` when the manifest cannot be read or parsed (the
+/// import then reports that as its drive-level status) or carries no credential.
+pub fn manifest_credential(config: &ImportConfig) -> Option<crate::manifest::Credential> {
+    load_manifest(config).ok()?.manifest.drive.credential
+}
+
 fn load_manifest(config: &ImportConfig) -> Result<LoadedManifest, ManifestFailure> {
     let fail = |status, message: String, md5| ManifestFailure {
         status,
