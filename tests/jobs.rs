@@ -15,10 +15,15 @@ use serde_json::{json, Value};
 
 const KEY: &str = "238810-662376-448998-450120-652806-203390-606320-483076";
 
+/// The credential the Azurite job store is opened with (drivecopy signs its own SAS with the
+/// emulator's well-known key); harmless for the local stores.
+const DEV_STORAGE: &str = "UseDevelopmentStorage=true";
+
 fn drivecopy(store: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_drivecopy"));
     cmd.env_remove("DRIVECOPY_JOB_STORE")
         .env_remove("RUST_LOG")
+        .env("AZURE_STORAGE_CONNECTION_STRING", DEV_STORAGE)
         .args(["job", "--job-store", store]);
     cmd
 }
@@ -69,12 +74,18 @@ fn put_body_for(drives: &[(String, String)]) -> Value {
     })
 }
 
-/// The two stores under test, as `--job-store` values, rooted in `root`.
-fn store_specs(root: &Path) -> [(String, &'static str); 2] {
-    [
+/// The stores under test, as `--job-store` values: a directory and a local blob store rooted in
+/// `root`, and, when `scripts/test.sh` started Azurite, a container of it (shared by copy
+/// stations on many machines through ETags alone).
+fn store_specs(root: &Path, test: &str) -> Vec<(String, &'static str)> {
+    let mut specs = vec![
         (root.join("dir").display().to_string(), "dir"),
         (format!("blob:{}", root.join("blob").display()), "blob"),
-    ]
+    ];
+    if let Some(endpoint) = util::azurite_endpoint(test) {
+        specs.push((format!("{endpoint}/{}", util::unique("jobs")), "azurite"));
+    }
+    specs
 }
 
 /// Read job `name` (document and version counter) through the library.
@@ -84,12 +95,18 @@ fn stored(spec: &str, name: &str) -> Job {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let store: Box<dyn JobStore> = match spec.strip_prefix("blob:") {
-            Some(path) => Box::new(BlobJobStore::new(
+        let store: Box<dyn JobStore> = if let Some(path) = spec.strip_prefix("blob:") {
+            Box::new(BlobJobStore::new(
                 std::sync::Arc::new(LocalStore::open(Path::new(path)).expect("local store")),
                 DEFAULT_JOB_CONTAINER,
-            )),
-            None => Box::new(DirJobStore::open(spec).expect("dir store")),
+            ))
+        } else if let Some((endpoint, container)) = spec
+            .strip_prefix("http")
+            .and_then(|_| spec.rsplit_once('/'))
+        {
+            Box::new(BlobJobStore::new(util::azurite_store(endpoint), container))
+        } else {
+            Box::new(DirJobStore::open(spec).expect("dir store"))
         };
         store.get(name).await.expect("get").expect("job exists").job
     })
@@ -105,7 +122,7 @@ fn drive_states(response: &Value) -> Vec<String> {
 }
 
 #[test]
-fn cli_round_trip_on_both_stores() {
+fn cli_round_trip_on_every_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let drives = vec!["D1".to_owned(), "D2".to_owned()];
     let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
@@ -118,7 +135,7 @@ fn cli_round_trip_on_both_stores() {
         &json!({"properties": {"state": "Shipping",
             "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "123456"}}}),
     );
-    for (spec, kind) in store_specs(tmp.path()) {
+    for (spec, kind) in store_specs(tmp.path(), "cli_round_trip_on_every_store") {
         let created = ok(&spec, &["create", "imp1", "--from", &put]);
         assert_eq!(created["type"], "Microsoft.ImportExport/jobs", "{kind}");
         assert_eq!(created["properties"]["state"], "Creating", "{kind}");
@@ -205,7 +222,7 @@ fn all_at_once(spec: &str, drives: &[String], args: impl Fn(&str) -> Vec<String>
 }
 
 #[test]
-fn ten_concurrent_processes_lose_no_update_on_both_stores() {
+fn ten_concurrent_processes_lose_no_update_on_every_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let drives: Vec<String> = (0..10).map(|i| format!("DRIVE{i}")).collect();
     let put = write_json(&tmp.path().join("put.json"), &put_body(&drives));
@@ -214,7 +231,10 @@ fn ten_concurrent_processes_lose_no_update_on_both_stores() {
         &json!({"properties": {"state": "Shipping",
             "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}}}),
     );
-    for (spec, kind) in store_specs(tmp.path()) {
+    for (spec, kind) in store_specs(
+        tmp.path(),
+        "ten_concurrent_processes_lose_no_update_on_every_store",
+    ) {
         ok(&spec, &["create", "shared", "--from", &put]);
         ok(&spec, &["update", "shared", "--from", &ship]);
         assert_eq!(stored(&spec, "shared").drivecopy.version, 2);
@@ -381,6 +401,7 @@ fn spawn_import(
 ) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_drivecopy"))
         .env_remove("DRIVECOPY_JOB_STORE")
+        .env("AZURE_STORAGE_CONNECTION_STRING", DEV_STORAGE)
         .args([
             "import",
             "--no-fsync",
@@ -411,7 +432,7 @@ fn result_of(run: &Run) -> Value {
 }
 
 #[test]
-fn two_imports_at_once_feed_one_job_through_to_closed_on_both_stores() {
+fn two_imports_at_once_feed_one_job_through_to_closed_on_every_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (clean, hash_a) = prepare_drive(tmp.path(), "DRIVEA", 1);
     let (corrupt, hash_b) = prepare_drive(tmp.path(), "DRIVEB", 100);
@@ -429,7 +450,10 @@ fn two_imports_at_once_feed_one_job_through_to_closed_on_both_stores() {
     bytes[65_536 + 10] ^= 0xFF;
     std::fs::write(&victim, bytes).expect("corrupt victim");
 
-    for (spec, kind) in store_specs(tmp.path()) {
+    for (spec, kind) in store_specs(
+        tmp.path(),
+        "two_imports_at_once_feed_one_job_through_to_closed_on_every_store",
+    ) {
         let name = format!("e2e{kind}");
         ok(&spec, &["create", &name, "--from", &put]);
         // Refused before anything arrives: the job is not Received yet.
