@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the criterion benches and print the README's performance table: each import case as a ratio
+# Run the criterion benches and print the README's performance table: each import and export case as a ratio
 # of the MD5 ceiling (cores × single-thread md-5, measured in the same run), the hash pool's 2-thread
 # speed-up, and peak RSS of the release binary at default settings on every bench drive and on a
 # 2 GiB against an 8 GiB drive. Takes about 15 minutes and up to ~35 GB of disk under
@@ -18,6 +18,8 @@ cargo bench --bench hash -- --warm-up-time 1 --measurement-time 5 2>&1 | grep -E
 settle() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 settle
 cargo bench --bench import 2>&1 | grep -E '^(import|md5)|time:|thrpt:' || true
+settle
+cargo bench --bench export 2>&1 | grep -E '^(export|md5)|time:|thrpt:' || true
 
 # Peak RSS of the binary at default settings (O_DIRECT reads, fsync on).
 rss() { # drive -> "seconds KiB"
@@ -70,6 +72,12 @@ for name, size, target, _ in rows:
     try:
         rate = size / mean_s(f"import/{name}") / MB
         print(f"| import {name} | {rate:.0f} MB/s = {rate / ceiling:.2f} × ceiling | {target} |")
+    except FileNotFoundError:
+        pass
+for name, size in (("one_2GiB_file", 2 << 30), ("2GiB_of_256KiB_files", 8192 * (256 << 10))):
+    try:
+        rate = size / mean_s(f"export/{name}") / MB
+        print(f"| export {name} | {rate:.0f} MB/s = {rate / ceiling:.2f} × ceiling | ≥ 0.75 × ceiling |")
     except FileNotFoundError:
         pass
 try:
