@@ -10,13 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::export::{
-    export_drive, BlobListSource, ExportConfig, ExportReport, DEFAULT_BLOBS_IN_FLIGHT,
-    DEFAULT_MEMORY_BYTES, DEFAULT_RANGES_PER_BLOB,
+    export_drive, BlobListSource, ExportConfig, DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MEMORY_BYTES,
+    DEFAULT_RANGES_PER_BLOB,
 };
-use drivecopy::engine::import::{percent, LogLevel};
+use drivecopy::engine::import::LogLevel;
 use drivecopy::engine::prepare::discover_drive_id;
 use drivecopy::engine::read::IoEngine;
-use drivecopy::events::{Event, EventSink, ResultEvent};
+use drivecopy::events::{Event, EventSink};
 use drivecopy::job::{CopyOutcome, DriveState, DriveStatus};
 use drivecopy::names::BlobPath;
 use drivecopy::store::local::DEFAULT_LOCAL_STORE_DIR;
@@ -25,7 +25,7 @@ use super::args::parse_size;
 use super::exit::Exit;
 use super::import::{open_store, run_with_signals, Finished, LogLevelArg};
 use super::joblink::{open_link, RecordingSink};
-use super::output::{bare_result, StdoutSink};
+use super::output::{bare_result, CopySummary, StdoutSink};
 
 /// Where the blob list comes from: a file, or a blob in the source store (§4.1).
 #[derive(Debug, Args)]
@@ -252,68 +252,24 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Internal);
         }
     };
-    let (exit, result) = result_event(&report, started.elapsed().as_secs_f64());
-    sink.emit(Event::Result(Box::new(result)));
-    Ok(exit)
-}
-
-/// The exit code and `result` event for a finished export: the import's rules (drive state from
-/// the copy status; an export drive goes `Received` → `Transferring` → `Completed` or
-/// `CompletedMoreInfo`). Blobs that did not fit do not change the drive's state: they are the
-/// next drive's work, named by `incompleteBlobListUri`.
-fn result_event(report: &ExportReport, elapsed_seconds: f64) -> (Exit, ResultEvent) {
-    let status = report.status().clone();
-    let (exit, state) = if report.cancelled {
-        (Exit::Cancelled, DriveState::Transferring)
-    } else {
-        let state = status.drive_state();
-        let exit = if report.is_drive_failure() {
-            Exit::DriveFailed
-        } else if matches!(state, DriveState::Completed) {
-            Exit::Completed
-        } else {
-            Exit::CompletedMoreInfo
-        };
-        (exit, state)
-    };
-    let outcome = match exit {
-        Exit::Completed => "Completed",
-        Exit::CompletedMoreInfo => "CompletedMoreInfo",
-        Exit::DriveFailed => "DriveFailed",
-        Exit::Cancelled => "Cancelled",
-        _ => "Internal",
-    };
-    let mut drive_status = DriveStatus::new(report.drive_log.drive_id.clone(), state);
-    drive_status.manifest_file = Some(report.manifest_file.clone());
-    drive_status.manifest_hash = report.manifest_md5.map(|d| d.to_hex());
-    drive_status.copy_status = Some(status);
-    drive_status.percent_complete = if report.cancelled {
-        percent(report.bytes_succeeded, report.bytes_total)
-    } else {
-        100
-    };
-    drive_status.error_log_uri = report.error_log_uri.clone();
-    drive_status.verbose_log_uri = report.verbose_log_uri.clone();
-    drive_status.bytes_succeeded = report.bytes_succeeded;
-    let result = ResultEvent {
-        command: "export".to_string(),
-        outcome: outcome.to_string(),
-        exit_code: exit.code(),
-        drive_status,
-        blobs_total: report.drive_log.blobs.len() as u64,
-        blobs_failed: report.blobs_failed(),
+    let (exit, result) = CopySummary {
+        command: "export",
+        log: &report.drive_log,
+        cancelled: report.cancelled,
+        drive_failure: report.is_drive_failure(),
+        manifest_file: &report.manifest_file,
+        manifest_md5: report.manifest_md5,
         bytes_total: report.bytes_total,
+        bytes_succeeded: report.bytes_succeeded,
         bytes_sent: report.bytes_succeeded,
         bytes_reused: 0,
         retries: report.retries,
-        elapsed_seconds,
-        bytes_per_second: if elapsed_seconds > 0.0 {
-            report.bytes_total as f64 / elapsed_seconds
-        } else {
-            0.0
-        },
-        error: None,
+        blobs_failed: report.blobs_failed(),
+        error_log_uri: report.error_log_uri.clone(),
+        verbose_log_uri: report.verbose_log_uri.clone(),
         incomplete_blob_list_uri: report.incomplete_blob_list_uri.clone(),
-    };
-    (exit, result)
+    }
+    .result(started.elapsed().as_secs_f64());
+    sink.emit(Event::Result(Box::new(result)));
+    Ok(exit)
 }

@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::import::{
-    import_drive, manifest_credential, ImportConfig, ImportReport, LogLevel,
-    DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
+    import_drive, manifest_credential, ImportConfig, LogLevel, DEFAULT_BLOBS_IN_FLIGHT,
+    DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
 };
 use drivecopy::engine::read::IoEngine;
-use drivecopy::events::{Event, EventSink, ResultEvent};
+use drivecopy::events::{Event, EventSink};
 use drivecopy::job::{CopyOutcome, DriveState, DriveStatus};
 use drivecopy::manifest::Credential;
 use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
@@ -26,8 +26,7 @@ use drivecopy::store::{open_url, BlobStore, OpenOptions};
 use super::args::parse_size;
 use super::exit::Exit;
 use super::joblink::{open_link, JobSettings, RecordingSink, Refusal};
-use super::output::bare_result;
-use super::output::StdoutSink;
+use super::output::{bare_result, CopySummary, StdoutSink};
 
 /// Arguments of `drivecopy import`.
 #[derive(Debug, Args)]
@@ -323,7 +322,24 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Internal);
         }
     };
-    let (exit, result) = result_event(&report, started.elapsed().as_secs_f64());
+    let (exit, result) = CopySummary {
+        command: "import",
+        log: &report.drive_log,
+        cancelled: report.cancelled,
+        drive_failure: report.is_drive_failure(),
+        manifest_file: &report.manifest_file,
+        manifest_md5: report.manifest_md5,
+        bytes_total: report.bytes_total,
+        bytes_succeeded: report.bytes_succeeded,
+        bytes_sent: report.bytes_sent,
+        bytes_reused: report.bytes_reused,
+        retries: report.retries,
+        blobs_failed: report.blobs_failed(),
+        error_log_uri: report.error_log_uri.clone(),
+        verbose_log_uri: report.verbose_log_uri.clone(),
+        incomplete_blob_list_uri: None,
+    }
+    .result(started.elapsed().as_secs_f64());
     sink.emit(Event::Result(Box::new(result)));
     Ok(exit)
 }
@@ -360,63 +376,4 @@ pub enum Finished<R> {
     Refused(Refusal),
     /// The station failed (reader, hash pool, job store).
     Failed(anyhow::Error),
-}
-
-/// The exit code and `result` event for a finished import.
-fn result_event(report: &ImportReport, elapsed_seconds: f64) -> (Exit, ResultEvent) {
-    let status = report.status().clone();
-    let (exit, state) = if report.cancelled {
-        (Exit::Cancelled, DriveState::Transferring)
-    } else {
-        let state = status.drive_state();
-        let exit = if report.is_drive_failure() {
-            Exit::DriveFailed
-        } else if matches!(state, DriveState::Completed) {
-            Exit::Completed
-        } else {
-            Exit::CompletedMoreInfo
-        };
-        (exit, state)
-    };
-    let outcome = match exit {
-        Exit::Completed => "Completed",
-        Exit::CompletedMoreInfo => "CompletedMoreInfo",
-        Exit::DriveFailed => "DriveFailed",
-        Exit::Cancelled => "Cancelled",
-        _ => "Internal",
-    };
-    let mut drive_status = DriveStatus::new(report.drive_log.drive_id.clone(), state);
-    drive_status.manifest_file = Some(report.manifest_file.clone());
-    drive_status.manifest_hash = report.manifest_md5.map(|d| d.to_hex());
-    drive_status.copy_status = Some(status);
-    // The copy is over unless it was cancelled: 100 then, as the service reports a finished drive.
-    drive_status.percent_complete = if report.cancelled {
-        drivecopy::engine::import::percent(report.bytes_succeeded, report.bytes_total)
-    } else {
-        100
-    };
-    drive_status.error_log_uri = report.error_log_uri.clone();
-    drive_status.verbose_log_uri = report.verbose_log_uri.clone();
-    drive_status.bytes_succeeded = report.bytes_succeeded;
-    let result = ResultEvent {
-        command: "import".to_string(),
-        outcome: outcome.to_string(),
-        exit_code: exit.code(),
-        drive_status,
-        blobs_total: report.drive_log.blobs.len() as u64,
-        blobs_failed: report.blobs_failed(),
-        bytes_total: report.bytes_total,
-        bytes_sent: report.bytes_sent,
-        bytes_reused: report.bytes_reused,
-        retries: report.retries,
-        elapsed_seconds,
-        bytes_per_second: if elapsed_seconds > 0.0 {
-            report.bytes_total as f64 / elapsed_seconds
-        } else {
-            0.0
-        },
-        error: None,
-        incomplete_blob_list_uri: None,
-    };
-    (exit, result)
 }

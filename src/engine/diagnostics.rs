@@ -6,9 +6,12 @@
 //! timestamp `yyyyMMdd-HHmmss-fff` in UTC (the documented example is
 //! `myjob_9WM35C2V_20130921-034307-902_error.xml`).
 
+use bytes::Bytes;
 use time::OffsetDateTime;
 
+use crate::events::{warning, EventSink};
 use crate::names::{validate_container_name, BlobPath, NameError};
+use crate::store::{BlobStore, CommitOptions, ContentProperties};
 
 /// The default diagnostics path (ARM `diagnosticsPath`).
 pub const DEFAULT_DIAGNOSTICS_PATH: &str = "waimportexport";
@@ -22,6 +25,8 @@ pub enum DiagnosticsKind {
     Verbose,
     /// A copy of the drive manifest (`backupDriveManifest`).
     Manifest,
+    /// An export's list of the blobs that did not fit on the drive (`incompleteBlobListUri`).
+    IncompleteBlobList,
 }
 
 impl DiagnosticsKind {
@@ -30,6 +35,7 @@ impl DiagnosticsKind {
             DiagnosticsKind::Error => "error",
             DiagnosticsKind::Verbose => "verbose",
             DiagnosticsKind::Manifest => "manifest",
+            DiagnosticsKind::IncompleteBlobList => "incompleteblobs",
         }
     }
 }
@@ -68,6 +74,69 @@ pub fn diagnostics_blob(
     );
     let name = format!("{dir}waies/{job}_{drive_id}_{stamp}_{}.xml", kind.suffix());
     BlobPath::parse(&format!("{container}/{name}"))
+}
+
+/// Where one run's diagnostics blobs go: the diagnostics path, and the job, drive and time that
+/// name them.
+#[derive(Debug, Clone, Copy)]
+pub struct DiagnosticsTarget<'a> {
+    /// `container` or `container/virtual/dir`.
+    pub diagnostics_path: &'a str,
+    /// The job name (`drivecopy` when the run has none).
+    pub job: &'a str,
+    /// The drive id.
+    pub drive_id: &'a str,
+    /// The run's start, which stamps every blob name of the run.
+    pub at: OffsetDateTime,
+}
+
+/// Put each `(kind, XML)` document as its diagnostics blob (content type `application/xml`,
+/// creating the container) and return the URLs of those written, in order. A document that
+/// cannot be written is reported as a `LogWriteFailed` warning and left out; the run goes on.
+pub async fn write_diagnostics(
+    store: &dyn BlobStore,
+    events: &dyn EventSink,
+    target: DiagnosticsTarget<'_>,
+    documents: Vec<(DiagnosticsKind, Bytes)>,
+) -> Vec<(DiagnosticsKind, String)> {
+    let mut written = Vec::new();
+    for (kind, xml) in documents {
+        let path = match diagnostics_blob(
+            target.diagnostics_path,
+            target.job,
+            target.drive_id,
+            target.at,
+            kind,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                events.emit(warning("LogWriteFailed", e.to_string(), None));
+                continue;
+            }
+        };
+        let put = async {
+            store.create_container(&path.container).await?;
+            let options = CommitOptions {
+                content: ContentProperties {
+                    content_type: Some("application/xml".to_string()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            store.put_blob(&path, xml, options).await?;
+            store.blob_url(&path).await
+        }
+        .await;
+        match put {
+            Ok(url) => written.push((kind, url)),
+            Err(e) => events.emit(warning(
+                "LogWriteFailed",
+                e.to_string(),
+                Some(path.to_string()),
+            )),
+        }
+    }
+    written
 }
 
 #[cfg(test)]

@@ -51,7 +51,9 @@ use crate::copylog::{
     HashedPath as LogPath, RangeList, RangeLog, RangeStatus,
 };
 use crate::digest::Md5Digest;
-use crate::engine::diagnostics::{diagnostics_blob, DiagnosticsKind, DEFAULT_DIAGNOSTICS_PATH};
+use crate::engine::diagnostics::{
+    write_diagnostics, DiagnosticsKind, DiagnosticsTarget, DEFAULT_DIAGNOSTICS_PATH,
+};
 use crate::engine::drivename::{self, NameMap};
 use crate::engine::hash::{nonzero_page_ranges, HashPool};
 use crate::engine::import::{percent, LogLevel};
@@ -63,7 +65,7 @@ use crate::manifest::{self, DriveManifest};
 use crate::metadata::{Metadata, Properties};
 use crate::names::{BlobPath, DrivePath};
 use crate::store::StoreError;
-use crate::store::{BlobKind, BlobProperties, BlobStore, CommitOptions, ContentProperties};
+use crate::store::{BlobKind, BlobProperties, BlobStore, ContentProperties};
 
 /// The manifest `Version` the export writes: the one on the service's export drives (§0).
 pub const EXPORT_MANIFEST_VERSION: &str = "2011-10-01";
@@ -307,6 +309,7 @@ async fn export(
                 store.as_ref(),
                 events.as_ref(),
                 &mut report,
+                None,
             )
             .await;
             return Ok(report);
@@ -487,17 +490,8 @@ async fn export(
         let _ = root.remove_dir(TEMP_DIR);
     }
 
-    if !report.incomplete.is_empty() {
-        let list = plan::blob_list_of(blobs, &incomplete);
-        match put_incomplete_list(config, &job, started_at, store.as_ref(), &list).await {
-            Ok(url) => report.incomplete_blob_list_uri = Some(url),
-            Err(e) => events.emit(warning(
-                "IncompleteBlobListWriteFailed",
-                e.to_string(),
-                None,
-            )),
-        }
-    }
+    let incomplete_list =
+        (!report.incomplete.is_empty()).then(|| plan::blob_list_of(blobs, &incomplete));
     write_logs(
         config,
         &job,
@@ -505,6 +499,7 @@ async fn export(
         store.as_ref(),
         events.as_ref(),
         &mut report,
+        incomplete_list,
     )
     .await;
     Ok(report)
@@ -1468,43 +1463,9 @@ fn metadata_of(p: &BlobProperties) -> Metadata {
     m
 }
 
-/// Put the incomplete blob list next to the logs: `…/waies/<job>_<driveid>_<stamp>_incompleteblobs.xml`.
-async fn put_incomplete_list(
-    config: &ExportConfig,
-    job: &str,
-    at: OffsetDateTime,
-    store: &dyn BlobStore,
-    list: &BlobList,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let manifest_blob = diagnostics_blob(
-        &config.diagnostics_path,
-        job,
-        &config.drive_id,
-        at,
-        DiagnosticsKind::Manifest,
-    )?;
-    let name = manifest_blob
-        .name
-        .strip_suffix("_manifest.xml")
-        .map(|s| format!("{s}_incompleteblobs.xml"))
-        .ok_or("unexpected diagnostics blob name")?;
-    let path = BlobPath::parse(&format!("{}/{name}", manifest_blob.container))?;
-    store.create_container(&path.container).await?;
-    let options = CommitOptions {
-        content: ContentProperties {
-            content_type: Some("application/xml".to_string()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    store
-        .put_blob(&path, Bytes::from(list.to_xml()), options)
-        .await?;
-    Ok(store.blob_url(&path).await?)
-}
-
-/// Write the error log (when anything failed) and the verbose log (when asked) as blobs in the
-/// diagnostics path; the same naming and rules as the import's logs (§2.2).
+/// Write the error log (when anything failed), the verbose log (when asked) and the incomplete
+/// blob list (when blobs did not fit) as blobs in the diagnostics path; the same naming and rules
+/// as the import's logs (§2.2), the list as `…/waies/<job>_<driveid>_<stamp>_incompleteblobs.xml`.
 async fn write_logs(
     config: &ExportConfig,
     job: &str,
@@ -1512,47 +1473,34 @@ async fn write_logs(
     store: &dyn BlobStore,
     events: &dyn EventSink,
     report: &mut ExportReport,
+    incomplete: Option<BlobList>,
 ) {
     let log = &report.drive_log;
     let mut wanted = Vec::new();
     if log.has_errors() {
-        wanted.push((DiagnosticsKind::Error, log.to_error_xml()));
+        wanted.push((DiagnosticsKind::Error, Bytes::from(log.to_error_xml())));
     }
     if config.log_level == LogLevel::Verbose {
-        wanted.push((DiagnosticsKind::Verbose, log.to_verbose_xml()));
+        wanted.push((DiagnosticsKind::Verbose, Bytes::from(log.to_verbose_xml())));
     }
-    for (kind, xml) in wanted {
-        let path = match diagnostics_blob(&config.diagnostics_path, job, &log.drive_id, at, kind) {
-            Ok(p) => p,
-            Err(e) => {
-                events.emit(warning("LogWriteFailed", e.to_string(), None));
-                continue;
-            }
-        };
-        let written = async {
-            store.create_container(&path.container).await?;
-            let options = CommitOptions {
-                content: ContentProperties {
-                    content_type: Some("application/xml".to_string()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            store.put_blob(&path, Bytes::from(xml), options).await?;
-            store.blob_url(&path).await
-        }
-        .await;
-        match written {
-            Ok(url) => match kind {
-                DiagnosticsKind::Error => report.error_log_uri = Some(url),
-                DiagnosticsKind::Verbose => report.verbose_log_uri = Some(url),
-                DiagnosticsKind::Manifest => {}
-            },
-            Err(e) => events.emit(warning(
-                "LogWriteFailed",
-                e.to_string(),
-                Some(path.to_string()),
-            )),
+    if let Some(list) = incomplete {
+        wanted.push((
+            DiagnosticsKind::IncompleteBlobList,
+            Bytes::from(list.to_xml()),
+        ));
+    }
+    let target = DiagnosticsTarget {
+        diagnostics_path: &config.diagnostics_path,
+        job,
+        drive_id: &config.drive_id,
+        at,
+    };
+    for (kind, url) in write_diagnostics(store, events, target, wanted).await {
+        match kind {
+            DiagnosticsKind::Error => report.error_log_uri = Some(url),
+            DiagnosticsKind::Verbose => report.verbose_log_uri = Some(url),
+            DiagnosticsKind::IncompleteBlobList => report.incomplete_blob_list_uri = Some(url),
+            DiagnosticsKind::Manifest => {}
         }
     }
 }

@@ -50,7 +50,9 @@ use crate::copylog::{
 };
 use crate::digest::Md5Digest;
 use crate::engine::buf::BufPool;
-use crate::engine::diagnostics::{diagnostics_blob, DiagnosticsKind, DEFAULT_DIAGNOSTICS_PATH};
+use crate::engine::diagnostics::{
+    write_diagnostics, DiagnosticsKind, DiagnosticsTarget, DEFAULT_DIAGNOSTICS_PATH,
+};
 use crate::engine::disposition::rename_candidate;
 use crate::engine::hash::{HashPool, OrderedMd5};
 use crate::engine::read::{open_root, IoEngine, OpenError, ReadFile, Reader, ReaderConfig};
@@ -1905,38 +1907,19 @@ async fn write_logs(
     if let Some(bytes) = manifest_backup {
         wanted.push((DiagnosticsKind::Manifest, Bytes::from(bytes)));
     }
-    for (kind, xml) in wanted {
-        let path = match diagnostics_blob(&config.diagnostics_path, job, &log.drive_id, at, kind) {
-            Ok(p) => p,
-            Err(e) => {
-                events.emit(warning("LogWriteFailed", e.to_string(), None));
-                continue;
-            }
-        };
-        let written = async {
-            store.create_container(&path.container).await?;
-            let options = CommitOptions {
-                content: ContentProperties {
-                    content_type: Some("application/xml".to_string()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            store.put_blob(&path, xml, options).await?;
-            store.blob_url(&path).await
-        }
-        .await;
-        match written {
-            Ok(url) => match kind {
-                DiagnosticsKind::Error => report.error_log_uri = Some(url),
-                DiagnosticsKind::Verbose => report.verbose_log_uri = Some(url),
-                DiagnosticsKind::Manifest => report.manifest_uri = Some(url),
-            },
-            Err(e) => events.emit(warning(
-                "LogWriteFailed",
-                e.to_string(),
-                Some(path.to_string()),
-            )),
+    let drive_id = log.drive_id.clone();
+    let target = DiagnosticsTarget {
+        diagnostics_path: &config.diagnostics_path,
+        job,
+        drive_id: &drive_id,
+        at,
+    };
+    for (kind, url) in write_diagnostics(store, events, target, wanted).await {
+        match kind {
+            DiagnosticsKind::Error => report.error_log_uri = Some(url),
+            DiagnosticsKind::Verbose => report.verbose_log_uri = Some(url),
+            DiagnosticsKind::Manifest => report.manifest_uri = Some(url),
+            DiagnosticsKind::IncompleteBlobList => {}
         }
     }
 }
