@@ -10,22 +10,22 @@ use tokio_util::sync::CancellationToken;
 
 use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::export::{
-    export_drive, BlobListSource, ExportConfig, DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MEMORY_BYTES,
-    DEFAULT_RANGES_PER_BLOB,
+    export_drive, BlobListSource, ExportConfig, ExportReport, DEFAULT_BLOBS_IN_FLIGHT,
+    DEFAULT_MEMORY_BYTES, DEFAULT_RANGES_PER_BLOB,
 };
 use drivecopy::engine::import::LogLevel;
 use drivecopy::engine::prepare::discover_drive_id;
 use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink};
-use drivecopy::job::{CopyOutcome, DriveState, DriveStatus};
+use drivecopy::job::CopyOutcome;
 use drivecopy::names::BlobPath;
 use drivecopy::store::local::DEFAULT_LOCAL_STORE_DIR;
 
 use super::args::parse_size;
 use super::exit::Exit;
-use super::import::{open_store, run_with_signals, Finished, LogLevelArg};
-use super::joblink::{open_link, RecordingSink};
-use super::output::{bare_result, CopySummary, StdoutSink};
+use super::import::{open_store, run_with_signals, LogLevelArg};
+use super::joblink::{end_without_copy, open_link, run_linked, Finished, JobSettings};
+use super::output::{CopySummary, StdoutSink};
 
 /// Where the blob list comes from: a file, or a blob in the source store (§4.1).
 #[derive(Debug, Args)]
@@ -170,86 +170,57 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let manifest_file = config.manifest_file();
     let outcome = run_with_signals(cancel.clone(), async {
-        let events: Arc<dyn EventSink> = match &link {
-            Some(link) => Arc::new(RecordingSink::new(
-                sink.clone(),
-                Arc::clone(link),
-                tokio::runtime::Handle::current(),
-            )),
-            None => sink.clone(),
-        };
-        let mut config = config;
-        if let Some(link) = &link {
-            match link.start().await {
-                Ok(Ok(job)) => {
-                    if args.diagnostics_path.is_none() {
-                        config.diagnostics_path = job.diagnostics_path;
-                    }
-                    if args.log_level.is_none() {
-                        config.log_level = match job.log_level {
-                            drivecopy::job::LogLevel::Verbose => LogLevel::Verbose,
-                            drivecopy::job::LogLevel::Error => LogLevel::Error,
-                        };
-                    }
+        let copy = |job: Option<JobSettings>, events| async {
+            let mut config = config;
+            if let Some(job) = job {
+                if args.diagnostics_path.is_none() {
+                    config.diagnostics_path = job.diagnostics_path;
                 }
-                Ok(Err(refusal)) => return Ok(Finished::Refused(refusal)),
-                Err(e) => {
-                    return Ok(Finished::Failed(
-                        anyhow::Error::new(e).context("move the drive to Transferring in its job"),
-                    ))
+                if args.log_level.is_none() {
+                    config.log_level = match job.log_level {
+                        drivecopy::job::LogLevel::Verbose => LogLevel::Verbose,
+                        drivecopy::job::LogLevel::Error => LogLevel::Error,
+                    };
                 }
             }
-        }
-        let report = match export_drive(&config, store, events, cancel.clone()).await {
-            Ok(report) => report,
-            Err(e) => return Ok(Finished::Failed(anyhow::Error::new(e))),
+            Ok(export_drive(&config, store, events, cancel.clone()).await?)
         };
-        if let (Some(link), false) = (&link, report.cancelled) {
-            let mut outcome = CopyOutcome::new(report.status().clone());
-            outcome.bytes_succeeded = report.bytes_succeeded;
-            outcome.error_log_uri = report.error_log_uri.clone();
-            outcome.verbose_log_uri = report.verbose_log_uri.clone();
-            outcome.incomplete_blob_list_uri = report.incomplete_blob_list_uri.clone();
-            if let Err(e) = link.finish(outcome).await {
-                return Ok(Finished::Failed(
-                    anyhow::Error::new(e).context("record the finished copy in its job"),
-                ));
-            }
-        }
-        Ok(Finished::Copied(Box::new(report)))
+        let outcome_of = |report: &ExportReport| {
+            (!report.cancelled).then(|| {
+                let mut outcome = CopyOutcome::new(report.status().clone());
+                outcome.bytes_succeeded = report.bytes_succeeded;
+                outcome.error_log_uri = report.error_log_uri.clone();
+                outcome.verbose_log_uri = report.verbose_log_uri.clone();
+                outcome.incomplete_blob_list_uri = report.incomplete_blob_list_uri.clone();
+                outcome
+            })
+        };
+        Ok(run_linked(link, sink.clone(), copy, outcome_of).await)
     })?;
     let report = match outcome {
         Finished::Copied(report) => *report,
         Finished::Refused(refusal) => {
-            let (outcome, message) = refusal.outcome();
-            eprintln!("drivecopy: {message}");
-            let mut drive_status = DriveStatus::new(drive_id, DriveState::Received);
-            drive_status.manifest_file = Some(manifest_file);
-            sink.emit(bare_result(
+            let sink = sink.as_ref();
+            let end = end_without_copy(
                 "export",
-                outcome,
-                Exit::IllegalTransition,
-                drive_status,
+                Ok(refusal),
+                drive_id,
+                manifest_file,
                 started,
-                message,
-            ));
-            return Ok(Exit::IllegalTransition);
+                sink,
+            );
+            return Ok(end);
         }
         Finished::Failed(e) => {
-            let error = format!("{e:#}");
-            let mut drive_status = DriveStatus::new(drive_id, DriveState::Transferring);
-            drive_status.manifest_file = Some(manifest_file);
-            drive_status.copy_status = Some(drivecopy::copylog::DriveLogStatus::InternalError);
-            sink.emit(bare_result(
+            let sink = sink.as_ref();
+            return Ok(end_without_copy(
                 "export",
-                "Internal",
-                Exit::Internal,
-                drive_status,
+                Err(e),
+                drive_id,
+                manifest_file,
                 started,
-                error.clone(),
+                sink,
             ));
-            eprintln!("drivecopy: error: {error}");
-            return Ok(Exit::Internal);
         }
     };
     let (exit, result) = CopySummary {

@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::import::{
-    import_drive, manifest_credential, ImportConfig, LogLevel, DEFAULT_BLOBS_IN_FLIGHT,
-    DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
+    import_drive, manifest_credential, ImportConfig, ImportReport, LogLevel,
+    DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
 };
 use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink};
-use drivecopy::job::{CopyOutcome, DriveState, DriveStatus};
+use drivecopy::job::CopyOutcome;
 use drivecopy::manifest::Credential;
 use drivecopy::manifest::{Limits, DEFAULT_MAX_BLOCK_BYTES};
 use drivecopy::store::azure::{display_destination, is_remote, FallbackCredential, Secret};
@@ -25,8 +25,8 @@ use drivecopy::store::{open_url, BlobStore, OpenOptions};
 
 use super::args::parse_size;
 use super::exit::Exit;
-use super::joblink::{open_link, JobSettings, RecordingSink, Refusal};
-use super::output::{bare_result, CopySummary, StdoutSink};
+use super::joblink::{end_without_copy, open_link, run_linked, Finished, JobSettings};
+use super::output::{CopySummary, StdoutSink};
 
 /// Arguments of `drivecopy import`.
 #[derive(Debug, Args)]
@@ -244,82 +244,55 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     };
 
     let started = Instant::now();
-    let outcome = run_with_signals(cancel.clone(), async {
-        let events: Arc<dyn EventSink> = match &link {
-            Some(link) => Arc::new(RecordingSink::new(
-                sink.clone(),
-                Arc::clone(link),
-                tokio::runtime::Handle::current(),
-            )),
-            None => sink.clone(),
-        };
-        let mut config = config;
-        if let Some(link) = &link {
-            match link.start().await {
-                Ok(Ok(job)) => apply_job_settings(&mut config, &args, job),
-                Ok(Err(refusal)) => return Ok(Finished::Refused(refusal)),
-                Err(e) => {
-                    return Ok(Finished::Failed(
-                        anyhow::Error::new(e).context("move the drive to Transferring in its job"),
-                    ))
-                }
-            }
-        }
-        let report = match import_drive(&config, store, events, cancel.clone()).await {
-            Ok(report) => report,
-            Err(e) => return Ok(Finished::Failed(anyhow::Error::new(e))),
-        };
-        if let (Some(link), false) = (&link, report.cancelled) {
-            let mut outcome = CopyOutcome::new(report.status().clone());
-            outcome.bytes_succeeded = report.bytes_succeeded;
-            outcome.error_log_uri = report.error_log_uri.clone();
-            outcome.verbose_log_uri = report.verbose_log_uri.clone();
-            outcome.manifest_uri = report.manifest_uri.clone();
-            if let Err(e) = link.finish(outcome).await {
-                return Ok(Finished::Failed(
-                    anyhow::Error::new(e).context("record the finished copy in its job"),
-                ));
-            }
-        }
-        Ok(Finished::Copied(Box::new(report)))
-    })?;
     let drive_id = args
         .drive_id
         .clone()
         .unwrap_or_else(|| "unknown".to_string());
+    let manifest_file = args.manifest.clone();
+    let outcome = run_with_signals(cancel.clone(), async {
+        let copy = |job: Option<JobSettings>, events| async {
+            let mut config = config;
+            if let Some(job) = job {
+                apply_job_settings(&mut config, &args, job);
+            }
+            Ok(import_drive(&config, store, events, cancel.clone()).await?)
+        };
+        let outcome_of = |report: &ImportReport| {
+            (!report.cancelled).then(|| {
+                let mut outcome = CopyOutcome::new(report.status().clone());
+                outcome.bytes_succeeded = report.bytes_succeeded;
+                outcome.error_log_uri = report.error_log_uri.clone();
+                outcome.verbose_log_uri = report.verbose_log_uri.clone();
+                outcome.manifest_uri = report.manifest_uri.clone();
+                outcome
+            })
+        };
+        Ok(run_linked(link, sink.clone(), copy, outcome_of).await)
+    })?;
     let report = match outcome {
         Finished::Copied(report) => *report,
         Finished::Refused(refusal) => {
-            let (outcome, message) = refusal.outcome();
-            eprintln!("drivecopy: {message}");
-            let mut drive_status = DriveStatus::new(drive_id, DriveState::Received);
-            drive_status.manifest_file = Some(args.manifest.clone());
-            sink.emit(bare_result(
+            let sink = sink.as_ref();
+            let end = end_without_copy(
                 "import",
-                outcome,
-                Exit::IllegalTransition,
-                drive_status,
+                Ok(refusal),
+                drive_id,
+                manifest_file,
                 started,
-                message,
-            ));
-            return Ok(Exit::IllegalTransition);
+                sink,
+            );
+            return Ok(end);
         }
         Finished::Failed(e) => {
-            // The station itself failed: still end the stream with a result.
-            let error = format!("{e:#}");
-            let mut drive_status = DriveStatus::new(drive_id, DriveState::Transferring);
-            drive_status.manifest_file = Some(args.manifest.clone());
-            drive_status.copy_status = Some(drivecopy::copylog::DriveLogStatus::InternalError);
-            sink.emit(bare_result(
+            let sink = sink.as_ref();
+            return Ok(end_without_copy(
                 "import",
-                "Internal",
-                Exit::Internal,
-                drive_status,
+                Err(e),
+                drive_id,
+                manifest_file,
                 started,
-                error.clone(),
+                sink,
             ));
-            eprintln!("drivecopy: error: {error}");
-            return Ok(Exit::Internal);
         }
     };
     let (exit, result) = CopySummary {
@@ -366,14 +339,4 @@ fn apply_job_settings(config: &mut ImportConfig, args: &ImportArgs, job: JobSett
     if config.manifest_hash.is_none() {
         config.manifest_hash = job.manifest_hash;
     }
-}
-
-/// How a copy run ended, before its `result` event is written.
-pub enum Finished<R> {
-    /// The copy ran (completely, with errors, or cancelled by a signal).
-    Copied(Box<R>),
-    /// The job refused the copy.
-    Refused(Refusal),
-    /// The station failed (reader, hash pool, job store).
-    Failed(anyhow::Error),
 }

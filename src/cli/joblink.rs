@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use drivecopy::events::{warning, Event, EventSink};
-use drivecopy::job::{CopyOutcome, DriveState, Job, JobError};
+use drivecopy::job::{CopyOutcome, DriveState, DriveStatus, Job, JobError};
 use drivecopy::jobstore::{update, JobStore, JobStoreError};
+
+use super::exit::Exit;
+use super::output::bare_result;
 
 /// The least time between two progress records in the job.
 pub const RECORD_INTERVAL: Duration = Duration::from_secs(5);
@@ -234,6 +237,112 @@ impl EventSink for RecordingSink {
             }
         }
         self.inner.emit(event);
+    }
+}
+
+/// How a copy run ended, before its `result` event is written.
+pub enum Finished<R> {
+    /// The copy ran (completely, with errors, or cancelled by a signal).
+    Copied(Box<R>),
+    /// The job refused the copy.
+    Refused(Refusal),
+    /// The station failed (reader, hash pool, writer, job store).
+    Failed(anyhow::Error),
+}
+
+/// Run a copy under its job, when it has one: move the drive to `Transferring` (or take the
+/// job's refusal), run `copy` with the job's settings and an event sink that also records
+/// progress in the job, and record the outcome `outcome_of` derives from the report (`None`
+/// for a cancelled run, which leaves the drive `Transferring` for the re-run).
+pub async fn run_linked<R, F, Fut>(
+    link: Option<Arc<JobLink>>,
+    sink: Arc<dyn EventSink>,
+    copy: F,
+    outcome_of: impl Fn(&R) -> Option<CopyOutcome>,
+) -> Finished<R>
+where
+    F: FnOnce(Option<JobSettings>, Arc<dyn EventSink>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<R>>,
+{
+    let Some(link) = link else {
+        return match copy(None, sink).await {
+            Ok(report) => Finished::Copied(Box::new(report)),
+            Err(e) => Finished::Failed(e),
+        };
+    };
+    let settings = match link.start().await {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(refusal)) => return Finished::Refused(refusal),
+        Err(e) => {
+            return Finished::Failed(
+                anyhow::Error::new(e).context("move the drive to Transferring in its job"),
+            )
+        }
+    };
+    let events: Arc<dyn EventSink> = Arc::new(RecordingSink::new(
+        sink,
+        Arc::clone(&link),
+        tokio::runtime::Handle::current(),
+    ));
+    let report = match copy(Some(settings), events).await {
+        Ok(report) => report,
+        Err(e) => return Finished::Failed(e),
+    };
+    if let Some(outcome) = outcome_of(&report) {
+        if let Err(e) = link.finish(outcome).await {
+            return Finished::Failed(
+                anyhow::Error::new(e).context("record the finished copy in its job"),
+            );
+        }
+    }
+    Finished::Copied(Box::new(report))
+}
+
+/// End a run that copied nothing: tell stderr, send the `result` (`JobCancelled` or `Refused`
+/// with exit 6, or `Internal` with exit 10) and return the exit code.
+pub fn end_without_copy(
+    command: &str,
+    refused_or_failed: Result<Refusal, anyhow::Error>,
+    drive_id: String,
+    manifest_file: String,
+    started: Instant,
+    sink: &dyn EventSink,
+) -> Exit {
+    match refused_or_failed {
+        Ok(refusal) => {
+            let (outcome, message) = refusal.outcome();
+            eprintln!("drivecopy: {message}");
+            let mut drive_status = DriveStatus::new(drive_id, DriveState::Received);
+            drive_status.manifest_file = Some(manifest_file);
+            let exit = Exit::IllegalTransition;
+            sink.emit(bare_result(
+                command,
+                outcome,
+                exit,
+                drive_status,
+                started,
+                message,
+            ));
+            exit
+        }
+        Err(e) => {
+            // The station itself failed: still end the stream with a result.
+            let error = format!("{e:#}");
+            let mut drive_status = DriveStatus::new(drive_id, DriveState::Transferring);
+            drive_status.manifest_file = Some(manifest_file);
+            drive_status.copy_status = Some(drivecopy::copylog::DriveLogStatus::InternalError);
+            let exit = Exit::Internal;
+            sink.emit(bare_result(
+                command,
+                "Internal",
+                exit,
+                drive_status,
+                started,
+                error.clone(),
+            ));
+            eprintln!("drivecopy: error: {error}");
+            exit
+        }
     }
 }
 
