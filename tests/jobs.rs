@@ -577,3 +577,83 @@ fn a_cancelled_job_skips_the_copy_and_the_result_says_so() {
         .contains("cancelled"));
     assert!(!dest.join("data").exists(), "nothing was copied");
 }
+
+/// `export --job --job-store`: an export job's drive arrives `Received`, the export moves it to
+/// `Transferring` and records its final state, copy status and `incompleteBlobListUri` (a blob
+/// that did not fit under `--capacity`); the job goes `Packaging`.
+#[test]
+fn an_export_feeds_its_export_job() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The source: a drive imported into a local store.
+    let (drive, _) = prepare_drive(tmp.path(), "SRC1", 9);
+    let source = tmp.path().join("source-store");
+    let run = finish(
+        Command::new(env!("CARGO_BIN_EXE_drivecopy"))
+            .args(["import", "--no-fsync", "--drive"])
+            .arg(&drive)
+            .arg("--dest")
+            .arg(&source)
+            .output()
+            .expect("run import"),
+    );
+    assert_eq!(run.code, 0, "{}", run.describe());
+
+    let mut body = put_body(&[]);
+    body["properties"]["jobType"] = json!("Export");
+    body["properties"]["driveList"] = json!([]);
+    body["properties"]["export"] = json!({"blobList": {"blobPathPrefix": ["/data/"]}});
+    let put = write_json(&tmp.path().join("put.json"), &body);
+    let ship = write_json(
+        &tmp.path().join("ship.json"),
+        &json!({"properties": {"state": "Shipping",
+            "deliveryPackage": {"carrierName": "FedEx", "trackingNumber": "1"}}}),
+    );
+    let list = tmp.path().join("list.xml");
+    std::fs::write(
+        &list,
+        "<BlobList><BlobPathPrefix>/data/</BlobPathPrefix></BlobList>",
+    )
+    .expect("write list");
+    let spec = tmp.path().join("jobs").display().to_string();
+    ok(&spec, &["create", "exp1", "--from", &put]);
+    ok(&spec, &["update", "exp1", "--from", &ship]);
+    ok(&spec, &["receive", "exp1", "EXPDRIVE1"]);
+
+    let out = tmp.path().join("export-drive");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    // Room for three of the four ~300 KB files: one goes to the incomplete list.
+    let run = finish(
+        Command::new(env!("CARGO_BIN_EXE_drivecopy"))
+            .env_remove("DRIVECOPY_JOB_STORE")
+            .args(["export", "--no-fsync", "--drive"])
+            .arg(&out)
+            .arg("--source")
+            .arg(&source)
+            .arg("--blob-list")
+            .arg(&list)
+            .args(["--drive-id", "EXPDRIVE1", "--capacity", "1000000"])
+            .args(["--job", "exp1", "--job-store", &spec])
+            .output()
+            .expect("run export"),
+    );
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let result = result_of(&run);
+    let incomplete = result["incompleteBlobListUri"]
+        .as_str()
+        .expect("incompleteBlobListUri in the result")
+        .to_owned();
+
+    let shown = ok(&spec, &["show", "exp1"]);
+    let props = &shown["properties"];
+    assert_eq!(props["state"], "Packaging", "{shown}");
+    let d = &props["driveList"][0];
+    assert_eq!(d["driveId"], "EXPDRIVE1");
+    assert_eq!(d["state"], "Completed", "{shown}");
+    assert_eq!(d["copyStatus"], "Completed", "{shown}");
+    assert_eq!(d["percentComplete"], 100);
+    assert_eq!(
+        props["incompleteBlobListUri"].as_str(),
+        Some(incomplete.as_str()),
+        "JobDetails names the incomplete list: {shown}"
+    );
+}
