@@ -497,12 +497,7 @@ fn a_blob_uploaded_by_azcopy_reads_back_with_its_md5() {
     let Some(endpoint) = azurite_endpoint(test) else {
         return;
     };
-    let Some(azcopy) = std::env::var_os("DRIVECOPY_AZCOPY_BIN") else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping {test}: DRIVECOPY_AZCOPY_BIN not set (scripts/azurite.sh sets it)"
-        );
+    let Some(azcopy) = util::AzCopy::find(test) else {
         return;
     };
     let store = azurite_store(&endpoint);
@@ -513,30 +508,17 @@ fn a_blob_uploaded_by_azcopy_reads_back_with_its_md5() {
     let container = unique("azc");
     rt().block_on(store.create_container(&container)).unwrap();
     let sas = signed_sas();
-    let out = std::process::Command::new(azcopy)
-        .arg("copy")
-        .arg(&file)
-        .arg(format!("{endpoint}/{container}/dir/f.bin?{}", sas.expose()))
-        .args([
+    azcopy.copy(
+        tmp.path(),
+        &[
+            file.to_str().expect("utf-8 path"),
+            &format!("{endpoint}/{container}/dir/f.bin?{}", sas.expose()),
             "--from-to",
             "LocalBlob",
             "--put-md5",
             "--metadata",
             "UploadMethod=azcopy",
-            // Never reach beyond 127.0.0.1 (AzCopy checks for a newer version otherwise).
-            "--skip-version-check",
-        ])
-        // AzCopy writes logs, plans and ~/.azcopy: keep them in the temp dir
-        // (azure-sdk-notes.md §8 item 13).
-        .env("HOME", tmp.path())
-        .env("AZCOPY_LOG_LOCATION", tmp.path().join("log"))
-        .env("AZCOPY_JOB_PLAN_LOCATION", tmp.path().join("plan"))
-        .output()
-        .expect("run azcopy");
-    assert!(
-        out.status.success(),
-        "azcopy failed: {}",
-        String::from_utf8_lossy(&out.stdout)
+        ],
     );
     rt().block_on(async {
         let p = path(&container, "dir/f.bin");
@@ -633,12 +615,7 @@ fn azcopy_downloads_an_imported_drive_with_md5_checks() {
     let Some(endpoint) = azurite_endpoint(test) else {
         return;
     };
-    let Some(azcopy) = std::env::var_os("DRIVECOPY_AZCOPY_BIN") else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping {test}: DRIVECOPY_AZCOPY_BIN not set (scripts/azurite.sh sets it)"
-        );
+    let Some(azcopy) = util::AzCopy::find(test) else {
         return;
     };
     let fx = util::Fixture::new();
@@ -668,25 +645,18 @@ fn azcopy_downloads_an_imported_drive_with_md5_checks() {
     assert_eq!(run.code, 0, "{}", run.describe());
 
     let down = fx.tmp.path().join("down");
-    let out = std::process::Command::new(azcopy)
-        .arg("copy")
-        .arg(format!("{endpoint}/{container}?{}", sas.expose()))
-        .arg(&down)
-        .args([
+    let text = azcopy.copy(
+        fx.tmp.path(),
+        &[
+            &format!("{endpoint}/{container}?{}", sas.expose()),
+            down.to_str().expect("utf-8 path"),
             "--recursive",
             "--from-to",
             "BlobLocal",
             "--check-md5",
             "FailIfDifferentOrMissing",
-            "--skip-version-check",
-        ])
-        .env("HOME", fx.tmp.path())
-        .env("AZCOPY_LOG_LOCATION", fx.tmp.path().join("log"))
-        .env("AZCOPY_JOB_PLAN_LOCATION", fx.tmp.path().join("plan"))
-        .output()
-        .expect("run azcopy");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "azcopy failed: {text}");
+        ],
+    );
     assert!(
         text.contains(&format!(
             "Number of File Transfers Completed: {}",
@@ -710,12 +680,7 @@ fn export_of_a_set_azcopy_uploaded() {
     let Some(endpoint) = azurite_endpoint(test) else {
         return;
     };
-    let Some(azcopy) = std::env::var_os("DRIVECOPY_AZCOPY_BIN") else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping {test}: DRIVECOPY_AZCOPY_BIN not set (scripts/azurite.sh sets it)"
-        );
+    let Some(azcopy) = util::AzCopy::find(test) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -740,20 +705,15 @@ fn export_of_a_set_azcopy_uploaded() {
     let container = unique("exp");
     let sas = signed_sas();
     let azcopy_run = |from: String, to: String| {
-        let out = std::process::Command::new(&azcopy)
-            .args(["copy", &from, &to])
-            .args(["--recursive", "--from-to", "LocalBlob", "--put-md5"])
-            .arg("--skip-version-check")
-            .env("HOME", tmp.path())
-            .env("AZCOPY_LOG_LOCATION", tmp.path().join("log"))
-            .env("AZCOPY_JOB_PLAN_LOCATION", tmp.path().join("plan"))
-            .output()
-            .expect("run azcopy");
-        assert!(
-            out.status.success(),
-            "azcopy failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let args = [
+            &*from,
+            &*to,
+            "--recursive",
+            "--from-to",
+            "LocalBlob",
+            "--put-md5",
+        ];
+        azcopy.copy(tmp.path(), &args);
     };
     let store = azurite_store(&endpoint);
     rt().block_on(async {

@@ -8,12 +8,10 @@ use std::time::Instant;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::export::{
     export_drive, BlobListSource, ExportConfig, ExportReport, DEFAULT_BLOBS_IN_FLIGHT,
     DEFAULT_MEMORY_BYTES, DEFAULT_RANGES_PER_BLOB,
 };
-use drivecopy::engine::import::LogLevel;
 use drivecopy::engine::prepare::discover_drive_id;
 use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink};
@@ -24,7 +22,7 @@ use drivecopy::store::local::DEFAULT_LOCAL_STORE_DIR;
 use super::args::parse_size;
 use super::exit::Exit;
 use super::import::{open_store, run_with_signals, LogLevelArg};
-use super::joblink::{end_without_copy, open_link, run_linked, Finished, JobSettings};
+use super::joblink::{end_without_copy, open_link, run_linked, JobSettings};
 use super::output::{CopySummary, StdoutSink};
 
 /// Where the blob list comes from: a file, or a blob in the source store (§4.1).
@@ -137,14 +135,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
     config.io_engine_remark = remark;
     config.capacity_bytes = args.capacity;
     config.job_name = args.job.clone();
-    config.diagnostics_path = args
-        .diagnostics_path
-        .clone()
-        .unwrap_or_else(|| DEFAULT_DIAGNOSTICS_PATH.to_string());
-    config.log_level = match args.log_level {
-        Some(LogLevelArg::Verbose) => LogLevel::Verbose,
-        Some(LogLevelArg::Error) | None => LogLevel::Error,
-    };
+    if let Some(path) = &args.diagnostics_path {
+        config.diagnostics_path.clone_from(path);
+    }
+    if let Some(level) = args.log_level {
+        config.log_level = level.into();
+    }
     let link = match open_link(
         args.job_store.as_deref(),
         args.job.as_deref(),
@@ -173,15 +169,8 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         let copy = |job: Option<JobSettings>, events| async {
             let mut config = config;
             if let Some(job) = job {
-                if args.diagnostics_path.is_none() {
-                    config.diagnostics_path = job.diagnostics_path;
-                }
-                if args.log_level.is_none() {
-                    config.log_level = match job.log_level {
-                        drivecopy::job::LogLevel::Verbose => LogLevel::Verbose,
-                        drivecopy::job::LogLevel::Error => LogLevel::Error,
-                    };
-                }
+                let flags = (args.diagnostics_path.is_some(), args.log_level.is_some());
+                job.apply_logs(&mut config.diagnostics_path, &mut config.log_level, flags);
             }
             Ok(export_drive(&config, store, events, cancel.clone()).await?)
         };
@@ -198,24 +187,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Exit> {
         Ok(run_linked(link, sink.clone(), copy, outcome_of).await)
     })?;
     let report = match outcome {
-        Finished::Copied(report) => *report,
-        Finished::Refused(refusal) => {
-            let sink = sink.as_ref();
-            let end = end_without_copy(
-                "export",
-                Ok(refusal),
-                drive_id,
-                manifest_file,
-                started,
-                sink,
-            );
-            return Ok(end);
-        }
-        Finished::Failed(e) => {
+        Ok(report) => *report,
+        Err(why) => {
             let sink = sink.as_ref();
             return Ok(end_without_copy(
                 "export",
-                Err(e),
+                why,
                 drive_id,
                 manifest_file,
                 started,

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use drivecopy::engine::diagnostics::DEFAULT_DIAGNOSTICS_PATH;
 use drivecopy::engine::import::{
     import_drive, manifest_credential, ImportConfig, ImportReport, LogLevel,
     DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
@@ -25,7 +24,7 @@ use drivecopy::store::{open_url, BlobStore, OpenOptions};
 
 use super::args::parse_size;
 use super::exit::Exit;
-use super::joblink::{end_without_copy, open_link, run_linked, Finished, JobSettings};
+use super::joblink::{end_without_copy, open_link, run_linked, JobSettings};
 use super::output::{CopySummary, StdoutSink};
 
 /// Arguments of `drivecopy import`.
@@ -104,6 +103,15 @@ pub enum LogLevelArg {
     Error,
     /// Error and verbose logs.
     Verbose,
+}
+
+impl From<LogLevelArg> for LogLevel {
+    fn from(level: LogLevelArg) -> Self {
+        match level {
+            LogLevelArg::Error => LogLevel::Error,
+            LogLevelArg::Verbose => LogLevel::Verbose,
+        }
+    }
 }
 
 /// Open the store a `--dest` names (see [`drivecopy::store::open_url`]), its HTTP pool sized
@@ -190,14 +198,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     config.manifest_hash = args.manifest_hash.clone();
     config.drive_id = args.drive_id.clone();
     config.job_name = args.job.clone();
-    config.diagnostics_path = args
-        .diagnostics_path
-        .clone()
-        .unwrap_or_else(|| DEFAULT_DIAGNOSTICS_PATH.to_string());
-    config.log_level = match args.log_level {
-        Some(LogLevelArg::Verbose) => LogLevel::Verbose,
-        Some(LogLevelArg::Error) | None => LogLevel::Error,
-    };
+    if let Some(path) = &args.diagnostics_path {
+        config.diagnostics_path.clone_from(path);
+    }
+    if let Some(level) = args.log_level {
+        config.log_level = level.into();
+    }
     config.memory_bytes = args.memory;
     config.blobs_in_flight = args.concurrency;
     config.direct_io = !args.no_direct_io;
@@ -270,24 +276,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
         Ok(run_linked(link, sink.clone(), copy, outcome_of).await)
     })?;
     let report = match outcome {
-        Finished::Copied(report) => *report,
-        Finished::Refused(refusal) => {
-            let sink = sink.as_ref();
-            let end = end_without_copy(
-                "import",
-                Ok(refusal),
-                drive_id,
-                manifest_file,
-                started,
-                sink,
-            );
-            return Ok(end);
-        }
-        Finished::Failed(e) => {
+        Ok(report) => *report,
+        Err(why) => {
             let sink = sink.as_ref();
             return Ok(end_without_copy(
                 "import",
-                Err(e),
+                why,
                 drive_id,
                 manifest_file,
                 started,
@@ -321,15 +315,8 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
 /// diagnostics path, the log level, the manifest backup, and the drive's manifest file and hash
 /// (which the import then checks, `ManifestHashMismatch` otherwise).
 fn apply_job_settings(config: &mut ImportConfig, args: &ImportArgs, job: JobSettings) {
-    if args.diagnostics_path.is_none() {
-        config.diagnostics_path = job.diagnostics_path;
-    }
-    if args.log_level.is_none() {
-        config.log_level = match job.log_level {
-            drivecopy::job::LogLevel::Verbose => LogLevel::Verbose,
-            drivecopy::job::LogLevel::Error => LogLevel::Error,
-        };
-    }
+    let flags = (args.diagnostics_path.is_some(), args.log_level.is_some());
+    job.apply_logs(&mut config.diagnostics_path, &mut config.log_level, flags);
     config.backup_manifest = job.backup_drive_manifest;
     if args.manifest == DEFAULT_MANIFEST_FILE {
         if let Some(file) = job.manifest_file {

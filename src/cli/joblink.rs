@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use drivecopy::engine::import::LogLevel;
 use drivecopy::events::{warning, Event, EventSink};
 use drivecopy::job::{CopyOutcome, DriveState, DriveStatus, Job, JobError};
 use drivecopy::jobstore::{update, JobStore, JobStoreError};
@@ -50,6 +51,25 @@ pub struct JobSettings {
 }
 
 impl JobSettings {
+    /// Take the job's diagnosticsPath and logLevel, each unless its flag was given on the command
+    /// line.
+    pub fn apply_logs(
+        &self,
+        diagnostics_path: &mut String,
+        log_level: &mut LogLevel,
+        (diagnostics_flag, log_level_flag): (bool, bool),
+    ) {
+        if !diagnostics_flag {
+            diagnostics_path.clone_from(&self.diagnostics_path);
+        }
+        if !log_level_flag {
+            *log_level = match self.log_level {
+                drivecopy::job::LogLevel::Verbose => LogLevel::Verbose,
+                drivecopy::job::LogLevel::Error => LogLevel::Error,
+            };
+        }
+    }
+
     fn of(job: &Job, drive_id: &str) -> Self {
         let drive = job.drive(drive_id);
         JobSettings {
@@ -240,10 +260,8 @@ impl EventSink for RecordingSink {
     }
 }
 
-/// How a copy run ended, before its `result` event is written.
-pub enum Finished<R> {
-    /// The copy ran (completely, with errors, or cancelled by a signal).
-    Copied(Box<R>),
+/// Why a copy run copied nothing.
+pub enum NoCopy {
     /// The job refused the copy.
     Refused(Refusal),
     /// The station failed (reader, hash pool, writer, job store).
@@ -253,30 +271,28 @@ pub enum Finished<R> {
 /// Run a copy under its job, when it has one: move the drive to `Transferring` (or take the
 /// job's refusal), run `copy` with the job's settings and an event sink that also records
 /// progress in the job, and record the outcome `outcome_of` derives from the report (`None`
-/// for a cancelled run, which leaves the drive `Transferring` for the re-run).
+/// for a cancelled run, which leaves the drive `Transferring` for the re-run). The report comes
+/// back when the copy ran (completely, with errors, or cancelled by a signal).
 pub async fn run_linked<R, F, Fut>(
     link: Option<Arc<JobLink>>,
     sink: Arc<dyn EventSink>,
     copy: F,
     outcome_of: impl Fn(&R) -> Option<CopyOutcome>,
-) -> Finished<R>
+) -> Result<Box<R>, NoCopy>
 where
     F: FnOnce(Option<JobSettings>, Arc<dyn EventSink>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<R>>,
 {
     let Some(link) = link else {
-        return match copy(None, sink).await {
-            Ok(report) => Finished::Copied(Box::new(report)),
-            Err(e) => Finished::Failed(e),
-        };
+        return copy(None, sink).await.map(Box::new).map_err(NoCopy::Failed);
     };
     let settings = match link.start().await {
         Ok(Ok(settings)) => settings,
-        Ok(Err(refusal)) => return Finished::Refused(refusal),
+        Ok(Err(refusal)) => return Err(NoCopy::Refused(refusal)),
         Err(e) => {
-            return Finished::Failed(
+            return Err(NoCopy::Failed(
                 anyhow::Error::new(e).context("move the drive to Transferring in its job"),
-            )
+            ))
         }
     };
     let events: Arc<dyn EventSink> = Arc::new(RecordingSink::new(
@@ -286,30 +302,30 @@ where
     ));
     let report = match copy(Some(settings), events).await {
         Ok(report) => report,
-        Err(e) => return Finished::Failed(e),
+        Err(e) => return Err(NoCopy::Failed(e)),
     };
     if let Some(outcome) = outcome_of(&report) {
         if let Err(e) = link.finish(outcome).await {
-            return Finished::Failed(
+            return Err(NoCopy::Failed(
                 anyhow::Error::new(e).context("record the finished copy in its job"),
-            );
+            ));
         }
     }
-    Finished::Copied(Box::new(report))
+    Ok(Box::new(report))
 }
 
 /// End a run that copied nothing: tell stderr, send the `result` (`JobCancelled` or `Refused`
 /// with exit 6, or `Internal` with exit 10) and return the exit code.
 pub fn end_without_copy(
     command: &str,
-    refused_or_failed: Result<Refusal, anyhow::Error>,
+    why: NoCopy,
     drive_id: String,
     manifest_file: String,
     started: Instant,
     sink: &dyn EventSink,
 ) -> Exit {
-    match refused_or_failed {
-        Ok(refusal) => {
+    match why {
+        NoCopy::Refused(refusal) => {
             let (outcome, message) = refusal.outcome();
             eprintln!("drivecopy: {message}");
             let mut drive_status = DriveStatus::new(drive_id, DriveState::Received);
@@ -325,7 +341,7 @@ pub fn end_without_copy(
             ));
             exit
         }
-        Err(e) => {
+        NoCopy::Failed(e) => {
             // The station itself failed: still end the stream with a result.
             let error = format!("{e:#}");
             let mut drive_status = DriveStatus::new(drive_id, DriveState::Transferring);

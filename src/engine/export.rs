@@ -965,8 +965,9 @@ struct WholeHash {
 }
 
 impl WholeHash {
-    async fn feed(self, offset: u64, data: Option<Bytes>) -> WholeHash {
-        tokio::task::spawn_blocking(move || {
+    /// Hash the zeros up to `offset`, then `data`, on the hash pool.
+    async fn feed(self, pool: &HashPool, offset: u64, data: Option<Bytes>) -> WholeHash {
+        pool.run(move || {
             let mut this = self;
             this.zeros_to(offset);
             if let Some(d) = data {
@@ -976,10 +977,6 @@ impl WholeHash {
             this
         })
         .await
-        .unwrap_or_else(|_| WholeHash {
-            md5: Md5::new(),
-            at: u64::MAX,
-        })
     }
 
     fn zeros_to(&mut self, offset: u64) {
@@ -1141,7 +1138,7 @@ async fn export_blob(
                     *d = Some(md5);
                 }
                 if want_whole && failure.is_none() {
-                    whole = whole.feed(pieces[index].offset, data).await;
+                    whole = whole.feed(&ctx.hasher, pieces[index].offset, data).await;
                 }
             }
             Err(f) => {
@@ -1247,7 +1244,7 @@ async fn export_blob(
 
     // Content-MD5.
     let whole_md5 = if want_whole {
-        whole = whole.feed(props.length, None).await;
+        whole = whole.feed(&ctx.hasher, props.length, None).await;
         Some(Md5Digest(whole.md5.finalize().into()))
     } else if pieces.len() == 1 {
         digests.first().copied().flatten()

@@ -752,15 +752,49 @@ pub const AZURITE_BIN_ENV: &str = "DRIVECOPY_AZURITE_BIN";
 
 /// The `azurite-blob` executable, or `None` after printing why `test` is skipped.
 pub fn azurite_bin(test: &str) -> Option<PathBuf> {
-    match std::env::var_os(AZURITE_BIN_ENV) {
+    tool_from_env(test, AZURITE_BIN_ENV, "against a private Azurite")
+}
+
+/// The executable environment variable `var` names, or `None` after printing (past the test
+/// harness's capture) why `test` is skipped.
+fn tool_from_env(test: &str, var: &str, what: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
         Some(bin) if !bin.is_empty() => Some(PathBuf::from(bin)),
         _ => {
             use std::io::Write as _;
             let _ = writeln!(
                 std::io::stderr(),
-                "skipping {test} against a private Azurite: {AZURITE_BIN_ENV} not set (scripts/azurite.sh sets it)"
+                "skipping {test} {what}: {var} not set (scripts/azurite.sh sets it)"
             );
             None
         }
+    }
+}
+
+/// AzCopy, as `scripts/azurite.sh` installs it (`DRIVECOPY_AZCOPY_BIN`).
+pub struct AzCopy(PathBuf);
+
+impl AzCopy {
+    /// AzCopy, or `None` after printing why `test` is skipped.
+    pub fn find(test: &str) -> Option<AzCopy> {
+        tool_from_env(test, "DRIVECOPY_AZCOPY_BIN", "with AzCopy").map(AzCopy)
+    }
+
+    /// `azcopy copy ARGS --skip-version-check` (never reach beyond 127.0.0.1), with its logs,
+    /// plans and `~/.azcopy` under `home` (azure-sdk-notes.md §8 item 13); its stdout. Panics
+    /// when AzCopy fails.
+    pub fn copy(&self, home: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new(&self.0)
+            .arg("copy")
+            .args(args)
+            .arg("--skip-version-check")
+            .env("HOME", home)
+            .env("AZCOPY_LOG_LOCATION", home.join("log"))
+            .env("AZCOPY_JOB_PLAN_LOCATION", home.join("plan"))
+            .output()
+            .expect("run azcopy");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "azcopy {args:?} failed: {text}");
+        text
     }
 }
