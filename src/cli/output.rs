@@ -114,8 +114,6 @@ pub struct CopySummary<'a> {
     pub log: &'a DriveLog,
     /// The run was cancelled before every blob was done.
     pub cancelled: bool,
-    /// A drive-level failure: nothing past the manifest or blob list was attempted.
-    pub drive_failure: bool,
     /// The manifest's path on the drive.
     pub manifest_file: &'a str,
     /// The manifest's MD5, when known.
@@ -130,8 +128,6 @@ pub struct CopySummary<'a> {
     pub bytes_reused: u64,
     /// Store requests retried.
     pub retries: u64,
-    /// Blobs that did not complete.
-    pub blobs_failed: u64,
     /// The log URIs and, for an export, the incomplete blob list's.
     pub error_log_uri: Option<String>,
     /// See `error_log_uri`.
@@ -150,7 +146,7 @@ impl CopySummary<'_> {
             (Exit::Cancelled, DriveState::Transferring)
         } else {
             let state = status.drive_state();
-            let exit = if self.drive_failure {
+            let exit = if self.log.status.is_drive_failure() {
                 Exit::DriveFailed
             } else if matches!(state, DriveState::Completed) {
                 Exit::Completed
@@ -184,7 +180,7 @@ impl CopySummary<'_> {
             exit_code: exit.code(),
             drive_status,
             blobs_total: self.log.blobs.len() as u64,
-            blobs_failed: self.blobs_failed,
+            blobs_failed: self.log.blobs_failed(),
             bytes_total: self.bytes_total,
             bytes_sent: self.bytes_sent,
             bytes_reused: self.bytes_reused,

@@ -230,6 +230,11 @@ impl DriveLog {
         self.status.is_failure() || self.blobs.iter().any(BlobLog::has_errors)
     }
 
+    /// Blobs (or exported files) that did not end `Completed` ([`BlobLog::has_errors`]).
+    pub fn blobs_failed(&self) -> u64 {
+        self.blobs.iter().filter(|b| b.has_errors()).count() as u64
+    }
+
     /// The error-log view of this log: the same drive ID, version and status, only the blobs
     /// with errors, and within each only the failed children (see [`BlobLog::errors_only`]).
     /// This is the model [`DriveLog::to_error_xml`] writes.

@@ -149,6 +149,17 @@ impl DriveLogStatus {
     pub fn is_warning(&self) -> bool {
         matches!(self, DriveLogStatus::CompletedWithWarnings)
     }
+
+    /// True for a drive-level failure (§2.4: a status that is not one of the three `Completed…`
+    /// copy outcomes): the copy could not start, nothing past the manifest or blob list ran.
+    pub fn is_drive_failure(&self) -> bool {
+        !matches!(
+            self,
+            DriveLogStatus::Completed
+                | DriveLogStatus::CompletedWithWarnings
+                | DriveLogStatus::CompletedWithErrors
+        )
+    }
 }
 
 status_enum! {

@@ -234,23 +234,14 @@ impl ImportReport {
         &self.drive_log.status
     }
 
-    /// True for a drive-level failure: nothing past the manifest was attempted.
+    /// True for a drive-level failure ([`DriveLogStatus::is_drive_failure`]).
     pub fn is_drive_failure(&self) -> bool {
-        !matches!(
-            self.drive_log.status,
-            DriveLogStatus::Completed
-                | DriveLogStatus::CompletedWithWarnings
-                | DriveLogStatus::CompletedWithErrors
-        )
+        self.drive_log.status.is_drive_failure()
     }
 
-    /// Blobs that did not end `Completed`.
+    /// Blobs that did not end `Completed` ([`DriveLog::blobs_failed`]).
     pub fn blobs_failed(&self) -> u64 {
-        self.drive_log
-            .blobs
-            .iter()
-            .filter(|b| b.has_errors())
-            .count() as u64
+        self.drive_log.blobs_failed()
     }
 }
 

@@ -696,7 +696,7 @@ fn pread_full(
 }
 
 /// The io_uring engine: a tokio-uring runtime on its own thread.
-mod uring {
+pub(crate) mod uring {
     use super::*;
     use std::cell::RefCell;
     use std::collections::HashMap;
@@ -711,9 +711,24 @@ mod uring {
     ) -> io::Result<()> {
         // The ring needs a power-of-two submission queue; at least the channel's depth.
         let entries = u32::try_from(queue_depth.clamp(8, 4096).next_power_of_two()).unwrap_or(256);
+        spawn_ring("drivecopy-uring", entries, move || serve(rx))
+    }
+
+    /// Start a tokio-uring runtime of `entries` submission entries on a thread named `name`,
+    /// wait until its ring is built, and run the future `serve` makes on it until it ends. The
+    /// reader and the drive writer (`engine::write`) both run their ring this way.
+    ///
+    /// # Errors
+    /// The ring cannot be built (io_uring disabled, `RLIMIT_MEMLOCK`), or the thread cannot
+    /// start.
+    pub(crate) fn spawn_ring<F, Fut>(name: &str, entries: u32, serve: F) -> io::Result<()>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
-            .name("drivecopy-uring".into())
+            .name(name.into())
             .spawn(move || {
                 let runtime =
                     match tokio_uring::Runtime::new(tokio_uring::builder().entries(entries)) {
@@ -724,12 +739,12 @@ mod uring {
                         }
                     };
                 let _ = ready_tx.send(Ok(()));
-                runtime.block_on(serve(rx));
+                runtime.block_on(serve());
             })?;
         ready_rx.recv().unwrap_or_else(|_| {
-            Err(io::Error::other(
-                "the io_uring reader thread died at startup",
-            ))
+            Err(io::Error::other(format!(
+                "the {name} thread died at startup"
+            )))
         })
     }
 

@@ -484,26 +484,7 @@ mod uring {
 
     pub(super) fn spawn_service(rx: mpsc::Receiver<WriteRequest>) -> io::Result<()> {
         let entries = u32::try_from(WRITE_QUEUE_DEPTH.next_power_of_two()).unwrap_or(64);
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("drivecopy-uring-write".into())
-            .spawn(move || {
-                let runtime =
-                    match tokio_uring::Runtime::new(tokio_uring::builder().entries(entries)) {
-                        Ok(runtime) => runtime,
-                        Err(err) => {
-                            let _ = ready_tx.send(Err(err));
-                            return;
-                        }
-                    };
-                let _ = ready_tx.send(Ok(()));
-                runtime.block_on(serve(rx));
-            })?;
-        ready_rx.recv().unwrap_or_else(|_| {
-            Err(io::Error::other(
-                "the io_uring writer thread died at startup",
-            ))
-        })
+        crate::engine::read::uring::spawn_ring("drivecopy-uring-write", entries, move || serve(rx))
     }
 
     async fn serve(mut rx: mpsc::Receiver<WriteRequest>) {
