@@ -2,8 +2,10 @@
 //! the same file system, at default settings (fsync on) except for reading through the page cache.
 //!
 //! Cases (issue "copy engine", benchmarks): one 2 GiB file; 2 GiB of 256 KiB files; 20,000 files of
-//! 4 KiB. Beside them, in the same run, `md5_ceiling/stream` measures single-thread MD5 over 256 MiB:
+//! 4 KiB. Beside them, in the same run, `md5_ceiling/stream` measures single-thread md-5 over 256 MiB:
 //! the MD5 ceiling is cores × that figure, and `scripts/bench.sh` prints each case as a ratio of it.
+//! `md5_ceiling/lanes_256KiB_blocks` measures, on one thread, what the engine's hash pool does with
+//! blocks waiting for it (MD5 side by side in SIMD lanes, plus CRC32C), for comparison.
 //!
 //! The drives are generated once under `target/bench-data/` (pseudo-random bytes, not zeros) and
 //! reused by later runs; each iteration imports into a fresh store directory beside them.
@@ -20,6 +22,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use md5::{Digest as _, Md5};
 use tokio_util::sync::CancellationToken;
 
+use drivecopy::engine::hash::{hash_blocks, MAX_BATCH_BLOCKS};
 use drivecopy::engine::import::{import_drive, ImportConfig};
 use drivecopy::engine::prepare::{prepare, ItemType, PrepareConfig, PrepareSource};
 use drivecopy::engine::read::IoEngine;
@@ -184,6 +187,16 @@ fn bench_import(c: &mut Criterion) {
     ceiling.sample_size(10);
     ceiling.bench_function("stream", |b| {
         b.iter(|| Md5::digest(std::hint::black_box(&data)))
+    });
+    // What the engine's hash pool does with blocks that wait for it: MD5 (and CRC32C) of
+    // independent blocks side by side in SIMD lanes, one thread, batches of MAX_BATCH_BLOCKS.
+    ceiling.bench_function("lanes_256KiB_blocks", |b| {
+        let blocks: Vec<&[u8]> = data.chunks(256 << 10).collect();
+        b.iter(|| {
+            for batch in blocks.chunks(MAX_BATCH_BLOCKS) {
+                std::hint::black_box(hash_blocks(batch));
+            }
+        })
     });
     ceiling.finish();
     drop(data);

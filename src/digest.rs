@@ -9,7 +9,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use md5::{Digest as _, Md5};
+use md5_many::{Digest as _, Md5};
 
 /// A 16-byte MD5 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -282,13 +282,9 @@ pub fn free_bytes(root: &File) -> io::Result<u64> {
 /// # Errors
 /// The OS error.
 pub fn sync_filesystem(root: &File) -> io::Result<()> {
-    let dir = openat(root, ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    // SAFETY: `dir` is an open descriptor for the duration of the call.
-    let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
-    if rc != 0 {
-        return Err(last_error());
-    }
-    Ok(())
+    // `root` is an `O_PATH` handle, which syncfs refuses: open the directory itself.
+    let dir = File::from(openat(root, ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
+    crate::store::local::syncfs(&dir)
 }
 
 /// A file being written, ready for [`Writer::write_at`]. Cheap to clone (shared handle).

@@ -55,13 +55,18 @@
 //! A record holds the blob's `current` version and, during and after a write, a `pending` one.
 //! Each version names its data file and that file's inode number. A write that replaces the blob
 //! (commit, Put Blob, create page blob):
-//! 1. writes the new bytes to a unique file and fsyncs it: the blob's staging data file, or a
+//! 1. writes the new bytes to a unique file: the blob's staging data file, or a
 //!    `.%tmp.…` file beside the data path when its directory exists (else in `.drivecopy/tmp/`),
 //!    so that step 3 is usually a rename within one directory (cross-directory renames take the
 //!    file system's rename lock and would serialise every commit);
-//! 2. writes the record with `pending` = the new version (a temporary record beside it + fsync +
-//!    rename + fsync of the directory);
-//! 3. renames the new file onto the data path and fsyncs that directory.
+//! 2. writes the record with `pending` = the new version (a temporary record beside it, flush,
+//!    rename, flush); the first flush also covers step 1's file;
+//! 3. renames the new file onto the data path and flushes.
+//!
+//! A flush is a group commit (the `durable` submodule): one `syncfs` of the store's file system
+//! answers every writer waiting at the time, so a busy store pays a few `syncfs` per batch of
+//! commits instead of an `fsync` per file and directory. `syncfs` covers more than the `fsync`s
+//! it replaces, so the order above holds.
 //!
 //! The record is not rewritten after step 3 (that would cost a file per commit): the next writer
 //! of the blob folds `pending` into `current` (`settle`).
@@ -102,8 +107,11 @@
 //! All file-system work runs in `tokio::task::spawn_blocking`. A dropped future lets its
 //! blocking task finish, so a commit is never left half-done.
 
+mod durable;
 mod layout;
 mod staging;
+
+pub(crate) use durable::syncfs;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
@@ -162,6 +170,8 @@ impl std::fmt::Debug for LocalStore {
 struct Inner {
     root: PathBuf,
     fsync: AtomicBool,
+    /// Every flush point of the commit protocol goes through this group commit.
+    durable: durable::GroupSync,
     stripes: Vec<Mutex<()>>,
     staging: Mutex<HashMap<BlobPath, Arc<Staging>>>,
     counter: AtomicU64,
@@ -365,10 +375,12 @@ impl LocalStore {
             let dir = root.join(layout::SIDECAR_DIR).join(sub);
             fs::create_dir_all(&dir).map_err(io_error(&here, "create", &dir))?;
         }
+        let fs = File::open(&root).map_err(io_error(&here, "open", &root))?;
         Ok(LocalStore {
             inner: Arc::new(Inner {
                 root,
                 fsync: AtomicBool::new(true),
+                durable: durable::GroupSync::new(fs),
                 stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
                 staging: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
@@ -449,11 +461,12 @@ impl Inner {
         }
     }
 
-    fn sync_dir(&self, path: &BlobPath, dir: &Path) -> Result<(), StoreError> {
+    /// Make everything written so far durable (a flush point of the commit protocol) when fsync
+    /// is on: one group commit (`durable` module) covers the files and directories written,
+    /// `file` names the one this caller needs, for the error.
+    fn persist(&self, path: &BlobPath, file: &Path) -> Result<(), StoreError> {
         if self.fsync() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_error(path, "fsync", dir))?;
+            self.durable.sync().map_err(io_error(path, "fsync", file))?;
         }
         Ok(())
     }
@@ -539,12 +552,12 @@ impl Inner {
         })?;
         let result = (|| {
             f.write_all(&body).map_err(io_error(path, "write", &tmp))?;
-            if durable && self.fsync() {
-                f.sync_all().map_err(io_error(path, "fsync", &tmp))?;
+            if durable {
+                self.persist(path, &tmp)?;
             }
             fs::rename(&tmp, &target).map_err(io_error(path, "rename", &target))?;
             if durable {
-                self.sync_dir(path, dir)?;
+                self.persist(path, dir)?;
             }
             Ok(())
         })();
@@ -646,7 +659,7 @@ impl Inner {
             });
             match step {
                 Ok(()) => {
-                    self.sync_dir(path, &dir)?;
+                    self.persist(path, &dir)?;
                     if let Some(old) = current.as_ref().filter(|old| old.data != version.data) {
                         let old_file = self.root.join(&old.data);
                         if ino_of(&old_file) == Some(old.ino) {
@@ -696,7 +709,7 @@ impl Inner {
         if let Some(parent) = dir.parent() {
             self.make_dirs(path, parent)?;
             match fs::create_dir(dir) {
-                Ok(()) => self.sync_dir(path, parent)?,
+                Ok(()) => self.persist(path, parent)?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
                 Err(e) => return Err(io_error(path, "create", dir)(e)),
             }
@@ -873,14 +886,8 @@ impl Inner {
             let data_file = st.dir.join("data");
             let written = st
                 .write_block(&block.data, offset)
-                .and_then(|()| {
-                    if self.fsync() {
-                        st.data.sync_data()
-                    } else {
-                        Ok(())
-                    }
-                })
-                .map_err(io_error(path, "write", &data_file));
+                .map_err(io_error(path, "write", &data_file))
+                .and_then(|()| self.persist(path, &data_file));
             let mut ix = lock(&st.index);
             if let Err(e) = written {
                 ix.0.cancel(offset);
@@ -1018,9 +1025,7 @@ impl Inner {
                 st.data
                     .set_len(total)
                     .map_err(io_error(path, "truncate", &file))?;
-                if self.fsync() {
-                    st.data.sync_all().map_err(io_error(path, "fsync", &file))?;
-                }
+                self.persist(path, &file)?;
                 file.strip_prefix(&self.root)
                     .map(Path::to_path_buf)
                     .unwrap_or(file)
@@ -1049,10 +1054,7 @@ impl Inner {
                         copy_range(src, off, len, &mut out)
                             .map_err(io_error(path, "copy", &file))?;
                     }
-                    if self.fsync() {
-                        out.sync_all().map_err(io_error(path, "fsync", &tmp))?;
-                    }
-                    Ok(())
+                    self.persist(path, &tmp)
                 })();
                 if let Err(e) = copied {
                     let _ = fs::remove_file(&tmp);
@@ -1123,15 +1125,9 @@ impl Inner {
             None => self.tmp_file(path)?,
         };
         let tmp = self.root.join(&rel);
-        let written = fill(&mut file, &tmp)
-            .and_then(|n| {
-                if self.fsync() {
-                    file.sync_all().map(|()| n)
-                } else {
-                    Ok(n)
-                }
-            })
-            .map_err(io_error(path, "write", &tmp));
+        // Not flushed here: `publish` flushes the intent record before the rename, and that one
+        // group commit covers this file too (the protocol's step 1 and 2 share a flush).
+        let written = fill(&mut file, &tmp).map_err(io_error(path, "write", &tmp));
         let result = written.and_then(|length| {
             let _stripe = self.stripe(path);
             let (_, current) = self.settle(path)?;
@@ -1194,8 +1190,8 @@ impl Inner {
         let body = serde_json::to_vec(blocks).unwrap_or_default();
         let written = f
             .write_all(&body)
-            .and_then(|()| if self.fsync() { f.sync_all() } else { Ok(()) })
-            .map_err(io_error(path, "write", &abs));
+            .map_err(io_error(path, "write", &abs))
+            .and_then(|()| self.persist(path, &abs));
         if let Err(e) = written {
             let _ = fs::remove_file(&abs);
             return Err(e);
@@ -1364,9 +1360,7 @@ impl Inner {
         let file = self.root.join(&v.data);
         f.write_all_at(data, offset)
             .map_err(io_error(path, "write", &file))?;
-        if self.fsync() {
-            f.sync_data().map_err(io_error(path, "fsync", &file))?;
-        }
+        self.persist(path, &file)?;
         let _stripe = self.stripe(path);
         let (rec, current) = self.settle(path)?;
         // If the blob was replaced meanwhile, this write landed in the old version: done.
@@ -1378,14 +1372,8 @@ impl Inner {
                     .open(&list)
                     .map_err(io_error(path, "open", &list))?;
                 log.write_all(format!("{offset} {len}\n").as_bytes())
-                    .and_then(|()| {
-                        if self.fsync() {
-                            log.sync_data()
-                        } else {
-                            Ok(())
-                        }
-                    })
                     .map_err(io_error(path, "write", &list))?;
+                self.persist(path, &list)?;
             }
             cur.touch(self.new_etag());
             rec.current = Some(cur);
@@ -1497,7 +1485,7 @@ impl Inner {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| stop.clone());
         }
-        self.sync_dir(path, &dir)?;
+        self.persist(path, &dir)?;
         self.discard_staging(path)
     }
 
