@@ -141,7 +141,9 @@ use crate::names::{validate_blob_name, validate_container_name, BlobPath};
 pub const DEFAULT_LOCAL_STORE_DIR: &str = "./drivecopy-store";
 
 const BACKEND: &str = "local";
-const LOCK_STRIPES: usize = 64;
+/// Writers of one blob serialise on its stripe, and a writer holds it across its flushes: enough
+/// stripes that the blobs in flight (64 by default) rarely share one.
+const LOCK_STRIPES: usize = 1024;
 const PUBLISH_ATTEMPTS: usize = 8;
 const READ_ATTEMPTS: usize = 4;
 /// How often a reader re-reads a record that matches no data file (a write in flight) before it
