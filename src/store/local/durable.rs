@@ -90,6 +90,12 @@ impl GroupSync {
         }
     }
 
+    /// How many `syncfs` calls have finished (tests count a commit's flush points with it).
+    #[cfg(test)]
+    pub(super) fn finished(&self) -> u64 {
+        self.lock().finished
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -59,8 +59,12 @@
 //!    `.%tmp.…` file beside the data path when its directory exists (else in `.drivecopy/tmp/`),
 //!    so that step 3 is usually a rename within one directory (cross-directory renames take the
 //!    file system's rename lock and would serialise every commit);
-//! 2. writes the record with `pending` = the new version (a temporary record beside it, flush,
-//!    rename, flush); the first flush also covers step 1's file;
+//! 2. writes the record with `pending` = the new version and flushes; that flush also covers
+//!    step 1's file. A blob with no record yet gets its record written in place: one file and
+//!    one flush. A crash may tear that record, but only before step 3, so a torn record (one
+//!    that does not parse, or holds bytes that are not its key's record) always belongs to a
+//!    blob never published: it reads as absent and the blob's next writer replaces it. An
+//!    existing record is replaced through a temporary record beside it (flush, rename, flush);
 //! 3. renames the new file onto the data path and flushes.
 //!
 //! A flush is a group commit (the `durable` submodule): one `syncfs` of the store's file system
@@ -524,16 +528,81 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(path, "read", &file)(e)),
         };
-        let rec: Record = serde_json::from_slice(&bytes).map_err(|e| {
-            io_error(path, "parse", &file)(io::Error::new(io::ErrorKind::InvalidData, e))
-        })?;
+        // Only the record of a new blob is written in place (`create_record`), and it is flushed
+        // before the blob's data file is renamed into place. So a record that does not parse, or
+        // that holds bytes which are not a record of this key (after a crash a file system
+        // without a journal may show a new file's blocks with stale contents), belongs to a blob
+        // that was never published: the blob is absent, and its next writer replaces the record.
+        let rec: Record = match serde_json::from_slice(&bytes) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::debug!(file = %file.display(), error = %e, "torn record: no blob");
+                return Ok(None);
+            }
+        };
         if rec.name != path.name {
+            if layout::record_rel(&path.container, &rec.name)
+                != layout::record_rel(&path.container, &path.name)
+            {
+                tracing::debug!(file = %file.display(), "record of another key: no blob");
+                return Ok(None);
+            }
             return Err(invalid(
                 path,
                 format!("record key collides with blob {:?}", rec.name),
             ));
         }
         Ok(Some(rec))
+    }
+
+    /// The record of a blob that has none, written in place (`create_new`) and not flushed:
+    /// the caller's next flush covers it. One file and one flush fewer than
+    /// [`Inner::write_record`]'s temporary file and rename; `read_record` explains why a torn
+    /// one is safe. Returns the record's file, or `None` when a record file already exists
+    /// (then the caller replaces it with `write_record`).
+    fn create_record(&self, path: &BlobPath, rec: &Record) -> Result<Option<PathBuf>, StoreError> {
+        let target = self
+            .root
+            .join(layout::record_rel(&path.container, &path.name));
+        let dir = target.parent().unwrap_or(&self.root);
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)
+        };
+        let opened = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(io_error(path, "create", dir))?;
+                open()
+            }
+            other => other,
+        };
+        let mut f = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) => return Err(io_error(path, "create", &target)(e)),
+        };
+        let body = serde_json::to_vec(rec).map_err(|e| {
+            io_error(path, "encode", &target)(io::Error::new(io::ErrorKind::InvalidData, e))
+        })?;
+        if let Err(e) = f.write_all(&body) {
+            let _ = fs::remove_file(&target);
+            return Err(io_error(path, "write", &target)(e));
+        }
+        Ok(Some(target))
+    }
+
+    /// Step 2 of the commit protocol: the intent record `rec`, durable before the data file is
+    /// renamed into place. A blob without a record gets one written in place and one flush;
+    /// otherwise the record is replaced through a temporary file (flush, rename, flush).
+    fn write_intent(&self, path: &BlobPath, rec: &Record) -> Result<(), StoreError> {
+        if rec.current.is_none() {
+            if let Some(file) = self.create_record(path, rec)? {
+                return self.persist(path, &file);
+            }
+        }
+        self.write_record(path, rec, true)
     }
 
     fn write_record(&self, path: &BlobPath, rec: &Record, durable: bool) -> Result<(), StoreError> {
@@ -653,7 +722,7 @@ impl Inner {
                     source: source.to_string_lossy().into_owned(),
                 }),
             };
-            self.write_record(path, &intent, true)?;
+            self.write_intent(path, &intent)?;
             let target = self.root.join(&version.data);
             let dir = target.parent().unwrap_or(&self.root).to_path_buf();
             let step = self.make_dirs(path, &dir).and_then(|()| {
@@ -1430,10 +1499,16 @@ impl Inner {
                     continue;
                 }
                 let Ok(bytes) = fs::read(&file) else { continue };
+                // A record that does not parse, or is not the record of its own key, is a torn
+                // record of a blob never published (`read_record`).
                 let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
-                    tracing::warn!(file = %file.display(), "skipping an unreadable blob record");
+                    tracing::debug!(file = %file.display(), "torn record: no blob");
                     continue;
                 };
+                if self.root.join(layout::record_rel(container, &rec.name)) != file {
+                    tracing::debug!(file = %file.display(), "record of another key: no blob");
+                    continue;
+                }
                 if !rec.name.starts_with(prefix) {
                     continue;
                 }
