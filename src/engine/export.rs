@@ -1379,8 +1379,7 @@ fn place(
     };
     let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
         let tmp = format!("{slot}{suffix}.part");
-        ctx.tmp
-            .write_small(&tmp, &format!("{tmp}.w"), xml.as_bytes(), false)?;
+        ctx.tmp.create_small(&tmp, xml.as_bytes())?;
         ctx.tmp
             .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
         Ok(LogPath {

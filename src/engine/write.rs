@@ -124,9 +124,7 @@ impl DriveDir {
     /// # Errors
     /// The OS error.
     pub fn create_temp(&self, name: &str, direct: bool) -> io::Result<WriteFile> {
-        let _ = self.unlink(name);
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        let file = File::from(openat(&self.fd, name, flags, 0o644)?);
+        let file = self.create_exclusive(name)?;
         let direct_file = if direct {
             openat(
                 &self.fd,
@@ -153,19 +151,37 @@ impl DriveDir {
     /// # Errors
     /// The OS error.
     pub fn write_small(&self, name: &str, temp: &str, data: &[u8], sync: bool) -> io::Result<()> {
-        let file = self.create_temp(temp, false)?;
-        let written = file.inner.file.write_all_at(data, 0).and_then(|()| {
-            if sync {
-                file.inner.file.sync_data()
-            } else {
-                Ok(())
+        let file = self.create_small(temp, data)?;
+        if sync {
+            if let Err(e) = file.sync_data() {
+                let _ = self.unlink(temp);
+                return Err(e);
             }
-        });
-        if let Err(e) = written {
-            let _ = self.unlink(temp);
-            return Err(e);
         }
         self.rename(temp, name)
+    }
+
+    /// Create `name` holding `data`, as [`DriveDir::create_temp`] creates it, not flushed: a
+    /// temp file that is renamed into place next. Returns the open file; on a failed write the
+    /// file is removed.
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn create_small(&self, name: &str, data: &[u8]) -> io::Result<File> {
+        let file = self.create_exclusive(name)?;
+        if let Err(e) = file.write_all_at(data, 0) {
+            let _ = self.unlink(name);
+            return Err(e);
+        }
+        Ok(file)
+    }
+
+    /// Create `name` for writing (`O_EXCL`, never through a link), replacing a file of that name
+    /// first.
+    fn create_exclusive(&self, name: &str) -> io::Result<File> {
+        let _ = self.unlink(name);
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        Ok(File::from(openat(&self.fd, name, flags, 0o644)?))
     }
 
     /// Rename `from` to `to` within this directory (replacing `to`).

@@ -113,6 +113,7 @@
 
 mod durable;
 mod layout;
+mod recycle;
 mod staging;
 
 pub(crate) use durable::syncfs;
@@ -181,6 +182,8 @@ struct Inner {
     stripes: Vec<Mutex<()>>,
     staging: Mutex<HashMap<BlobPath, Arc<Staging>>>,
     counter: AtomicU64,
+    /// Memory for reads, reused once the caller drops it.
+    buffers: Arc<recycle::Recycler>,
 }
 
 /// The open staging area of one blob.
@@ -390,6 +393,7 @@ impl LocalStore {
                 stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
                 staging: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
+                buffers: Arc::default(),
             }),
         })
     }
@@ -1468,11 +1472,11 @@ impl Inner {
         };
         let n = usize::try_from(end - start)
             .map_err(|_| invalid(path, "range too large for memory"))?;
-        let mut buf = vec![0u8; n];
+        let mut buf = self.buffers.take(n);
         let file = self.root.join(&v.data);
         f.read_exact_at(&mut buf, start)
             .map_err(io_error(path, "read", &file))?;
-        Ok(Bytes::from(buf))
+        Ok(recycle::Recycler::freeze(&self.buffers, buf))
     }
 
     fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StoreError> {
