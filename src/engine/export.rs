@@ -66,6 +66,7 @@ use crate::metadata::{Metadata, Properties};
 use crate::names::{BlobPath, DrivePath};
 use crate::store::StoreError;
 use crate::store::{BlobKind, BlobProperties, BlobStore, ContentProperties};
+use futures::future::BoxFuture;
 
 /// The manifest `Version` the export writes: the one on the service's export drives (§0).
 pub const EXPORT_MANIFEST_VERSION: &str = "2011-10-01";
@@ -1052,9 +1053,12 @@ async fn export_blob(
     };
     let mut digests: Vec<Option<Md5Digest>> = vec![None; pieces.len()];
     let mut failure: Option<(usize, RangeFailure)> = None;
+    // Each range of a blob of several is a task of its own, so they copy in parallel; the one
+    // range of a small blob runs in this task (no spawn, wake and join per blob).
+    let single = pieces.len() == 1;
     let mut window: VecDeque<(
         usize,
-        tokio::task::JoinHandle<(PieceResult, OwnedSemaphorePermit)>,
+        BoxFuture<'static, (PieceResult, OwnedSemaphorePermit)>,
     )> = VecDeque::new();
     let mut next = 0;
     let mut interrupted = false;
@@ -1082,47 +1086,37 @@ async fn export_blob(
                     Err(_) => break,
                 }
             };
-            let task = tokio::spawn(copy_piece(
+            let copy = copy_piece(
                 Arc::clone(ctx),
                 path.clone(),
                 target.clone(),
                 piece,
                 want_whole,
                 props.kind == BlobKind::PageBlob,
-            ));
-            let handle = tokio::spawn(async move {
-                let r = match task.await {
-                    Ok(r) => r,
-                    Err(e) => Err(RangeFailure {
-                        range: RangeStatus::Failed,
-                        blob: BlobStatus::Failed,
-                        message: format!("range task failed: {e}"),
-                        no_space: false,
-                    }),
-                };
-                (r, permit)
-            });
-            window.push_back((next, handle));
+            );
+            let run: BoxFuture<'static, _> = if single {
+                Box::pin(async move { (copy.await, permit) })
+            } else {
+                let task = tokio::spawn(copy);
+                Box::pin(async move {
+                    let r = task.await.unwrap_or_else(|e| {
+                        Err(RangeFailure {
+                            range: RangeStatus::Failed,
+                            blob: BlobStatus::Failed,
+                            message: format!("range task failed: {e}"),
+                            no_space: false,
+                        })
+                    });
+                    (r, permit)
+                })
+            };
+            window.push_back((next, run));
             next += 1;
         }
-        let Some((index, handle)) = window.pop_front() else {
+        let Some((index, run)) = window.pop_front() else {
             break;
         };
-        let (result, permit) = match handle.await {
-            Ok(r) => r,
-            Err(e) => {
-                failure.get_or_insert((
-                    index,
-                    RangeFailure {
-                        range: RangeStatus::Failed,
-                        blob: BlobStatus::Failed,
-                        message: format!("range task failed: {e}"),
-                        no_space: false,
-                    },
-                ));
-                continue;
-            }
-        };
+        let (result, permit) = run.await;
         match result {
             Ok((md5, data)) => {
                 if let Some(d) = digests.get_mut(index) {

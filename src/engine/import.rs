@@ -1267,6 +1267,7 @@ async fn copy_pieces(
     whole_md5: Option<Arc<OrderedMd5>>,
 ) -> Vec<RangeStatus> {
     let mut statuses = vec![RangeStatus::Cancelled; pieces.len()];
+    let single = pieces.len() == 1;
     let mut tasks = JoinSet::new();
     for (i, (offset, length, expected, piece)) in pieces.into_iter().enumerate() {
         let buf = tokio::select! {
@@ -1279,7 +1280,7 @@ async fn copy_pieces(
         // A reused block was counted done when it was found staged.
         let counts = !matches!(piece, Piece::Reuse);
         let feed = whole_md5.clone().map(|h| (h, i));
-        tasks.spawn(async move {
+        let run = async move {
             let status = copy_piece(
                 &ctx, &file, &target, offset, length, expected, piece, buf, feed,
             )
@@ -1288,7 +1289,14 @@ async fn copy_pieces(
                 ctx.counters.bytes_done.fetch_add(length, Ordering::Relaxed);
             }
             (i, status)
-        });
+        };
+        if single {
+            // Most blobs of a drive of small files: no task to spawn, wake and join.
+            let (i, s) = run.await;
+            statuses[i] = s;
+            break;
+        }
+        tasks.spawn(run);
         while let Some(Ok((i, s))) = tasks.try_join_next() {
             statuses[i] = s;
         }
