@@ -103,6 +103,11 @@
 //! `copy_file_range` (through `std::io::copy`). Concurrent stages of one blob `pwrite` in
 //! parallel; only the index bookkeeping takes a lock.
 //!
+//! # Reads
+//! A read's bytes are a buffer from a small pool (the `recycle` submodule) that returns to it when
+//! the caller drops the last view, so a stream of reads reuses warm memory; at most 16 MiB stay
+//! idle.
+//!
 //! # Concurrency
 //! Within a process every operation is safe to run concurrently. Several processes may share a
 //! store as long as they do not write the same blob at the same time.
