@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use md5_many::{Digest as _, Md5};
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -66,7 +67,6 @@ use crate::metadata::{Metadata, Properties};
 use crate::names::{BlobPath, DrivePath};
 use crate::store::StoreError;
 use crate::store::{BlobKind, BlobProperties, BlobStore, ContentProperties};
-use futures::future::BoxFuture;
 
 /// The manifest `Version` the export writes: the one on the service's export drives (§0).
 pub const EXPORT_MANIFEST_VERSION: &str = "2011-10-01";

@@ -2,8 +2,8 @@
 //! when its last view is dropped, so a stream of reads (an export) reuses warm memory instead of
 //! faulting in and zeroing fresh pages from the kernel for every range.
 //!
-//! Idle buffers are bounded ([`IDLE_BYTES`] in all, none over [`MAX_BUFFER_BYTES`]); a buffer
-//! that does not fit is freed. Buffers in use are the caller's, as with any `Bytes`.
+//! Idle buffers are bounded ([`IDLE_BYTES`] in all, at most [`IDLE_BUFFERS`] of them, none over
+//! [`MAX_BUFFER_BYTES`]); a buffer that does not fit is freed. Buffers in use are the caller's, as with any `Bytes`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -11,6 +11,9 @@ use bytes::Bytes;
 
 /// The most memory, in bytes, kept idle for reuse.
 pub(super) const IDLE_BYTES: usize = 16 << 20;
+
+/// The most buffers kept idle (each `take` scans them).
+pub(super) const IDLE_BUFFERS: usize = 64;
 
 /// Larger buffers are never kept (an export range is at most 4 MiB).
 pub(super) const MAX_BUFFER_BYTES: usize = 4 << 20;
@@ -68,7 +71,7 @@ impl Recycler {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.bytes + cap <= IDLE_BYTES {
+        if idle.bytes + cap <= IDLE_BYTES && idle.buffers.len() < IDLE_BUFFERS {
             idle.bytes += cap;
             idle.buffers.push(buf);
         }
@@ -135,5 +138,15 @@ mod tests {
         drop(many);
         // 1,000 bytes were idle: three 4 MiB buffers fit under 16 MiB, the other five are freed.
         assert_eq!(home.idle_bytes(), 3 * MAX_BUFFER_BYTES + 1000);
+        // And never more than IDLE_BUFFERS buffers, however small.
+        let tiny: Vec<Bytes> = (0..IDLE_BUFFERS * 2)
+            .map(|_| Recycler::freeze(&home, home.take(64)))
+            .collect();
+        drop(tiny);
+        assert_eq!(
+            home.idle.lock().unwrap().buffers.len(),
+            IDLE_BUFFERS,
+            "count bound"
+        );
     }
 }
