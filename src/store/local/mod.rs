@@ -309,6 +309,12 @@ impl Staging {
 /// The name prefix of temporary files written beside their final place.
 const TMP_PREFIX: &str = ".%tmp.";
 
+/// The JSON bytes of `rec`, the record at `file` of blob `path`.
+fn encode_record(path: &BlobPath, file: &Path, rec: &Record) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(rec)
+        .map_err(|e| io_error(path, "encode", file)(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
 fn io_error(
     path: &BlobPath,
     op: &'static str,
@@ -592,9 +598,7 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) => return Err(io_error(path, "create", &target)(e)),
         };
-        let body = serde_json::to_vec(rec).map_err(|e| {
-            io_error(path, "encode", &target)(io::Error::new(io::ErrorKind::InvalidData, e))
-        })?;
+        let body = encode_record(path, &target, rec)?;
         if let Err(e) = f.write_all(&body) {
             let _ = fs::remove_file(&target);
             return Err(io_error(path, "write", &target)(e));
@@ -627,9 +631,7 @@ impl Inner {
             }
             other => other?,
         };
-        let body = serde_json::to_vec(rec).map_err(|e| {
-            io_error(path, "encode", &target)(io::Error::new(io::ErrorKind::InvalidData, e))
-        })?;
+        let body = encode_record(path, &target, rec)?;
         let result = (|| {
             f.write_all(&body).map_err(io_error(path, "write", &tmp))?;
             if durable {
@@ -1478,9 +1480,8 @@ impl Inner {
         let n = usize::try_from(end - start)
             .map_err(|_| invalid(path, "range too large for memory"))?;
         let mut buf = self.buffers.take(n);
-        let file = self.root.join(&v.data);
         f.read_exact_at(&mut buf, start)
-            .map_err(io_error(path, "read", &file))?;
+            .map_err(|e| io_error(path, "read", &self.root.join(&v.data))(e))?;
         Ok(recycle::Recycler::freeze(&self.buffers, buf))
     }
 
