@@ -619,7 +619,7 @@ fn an_interrupted_import_finishes_on_rerun_and_a_rerun_copies_nothing() {
             5,
         ));
         let mut config = fx.config(engine);
-        config.blobs_in_flight = 2;
+        config.blobs_in_flight = Some(2);
         let (report, _) = run_import(&config, cancelling, token).await;
         assert!(report.cancelled, "the run reports cancelled");
         assert_eq!(report.status(), &DriveLogStatus::CompletedWithErrors);

@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use drivecopy::engine::import::{
-    import_drive, manifest_credential, ImportConfig, ImportReport, LogLevel,
-    DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_MANIFEST_FILE, DEFAULT_MEMORY_BYTES,
+    import_drive, manifest_credential, ImportConfig, ImportReport, LogLevel, DEFAULT_MANIFEST_FILE,
+    DEFAULT_MEMORY_BYTES, MAX_DEFAULT_BLOBS_IN_FLIGHT,
 };
 use drivecopy::engine::read::IoEngine;
 use drivecopy::events::{Event, EventSink};
@@ -69,9 +69,10 @@ pub struct ImportArgs {
     /// Memory for block buffers (e.g. `64MiB`); the pool holds memory / block size buffers.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MEMORY_BYTES)]
     pub memory: u64,
-    /// Blobs imported at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_BLOBS_IN_FLIGHT)]
-    pub concurrency: usize,
+    /// Blobs imported at once [default: one per block buffer, from 64 to 256: a drive of
+    /// small files keeps more blobs in flight].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
     /// Largest block the manifest may use, bytes (4 MiB by default; up to 4000 MiB on newer
     /// service versions).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BLOCK_BYTES)]
@@ -232,7 +233,10 @@ pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
     let store = open_store(
         dest,
         !args.no_fsync,
-        args.concurrency.saturating_mul(4).max(16),
+        args.concurrency
+            .unwrap_or(MAX_DEFAULT_BLOBS_IN_FLIGHT)
+            .saturating_mul(4)
+            .max(16),
         &cancel,
         fallback,
     )?;
