@@ -16,8 +16,9 @@
 //!    when it has one (a mismatch logs the blob `CompletedWithErrors` with `Properties`
 //!    `Corrupted`). At the end the blob's properties are read again: another ETag or length is
 //!    `BlobUnexpectedChange` and the file is dropped. Then `<file>.properties` and
-//!    `<file>.metadata` (§3) are written and every file is renamed into place, so a blob that
-//!    failed, was cancelled or ran out of space leaves no partial file;
+//!    `<file>.metadata` (§3) are written beside it and the data file is renamed into place last,
+//!    so a blob that failed, was cancelled or ran out of space leaves no partial file (its side
+//!    files are removed again);
 //! 3. write the export manifest `\<DriveId>.manifest` (per-block and per-page-range MD5, export
 //!    block Ids `base64(u32 LE index)` as in the service's sample, §1.5), the error and verbose
 //!    logs, and, when some blobs did not fit, the incomplete blob list as a blob next to the logs.
@@ -60,7 +61,7 @@ use crate::engine::hash::{nonzero_page_ranges, HashPool};
 use crate::engine::import::{percent, LogLevel};
 use crate::engine::plan::{self, PlanBlob, RANGE_BYTES};
 use crate::engine::read::{open_root, IoEngine};
-use crate::engine::write::{free_bytes, sync_filesystem, DriveDir, WriteFile, Writer};
+use crate::engine::write::{free_bytes, sync_filesystem, DirCache, DriveDir, WriteFile, Writer};
 use crate::events::{warning, Event, EventSink, ProgressEvent, StartEvent, SCHEMA_VERSION};
 use crate::manifest::{self, DriveManifest};
 use crate::metadata::{Metadata, Properties};
@@ -76,8 +77,11 @@ pub const CLIENT_CREATOR: &str = concat!("drivecopy ", env!("CARGO_PKG_VERSION")
 pub const TEMP_DIR: &str = ".drivecopy-tmp";
 /// Default memory for ranges in flight, bytes.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
-/// Default number of blobs exported at once.
-pub const DEFAULT_BLOBS_IN_FLIGHT: usize = 16;
+/// Default number of blobs exported at once. Small blobs spend most of their time waiting (a
+/// store read, a write, the hash pool, the rename), so many must be in flight: 2 GiB of 256 KiB
+/// blobs export about 7 % faster with 64 than with 16, and the hash pool then finds more blocks
+/// to hash side by side. Memory stays bounded by `memory_bytes` whatever the count.
+pub const DEFAULT_BLOBS_IN_FLIGHT: usize = 64;
 /// Default number of ranges of one blob downloaded at once.
 pub const DEFAULT_RANGES_PER_BLOB: usize = 8;
 /// The granule at which a page blob's all-zero data is left as a hole instead of written:
@@ -361,6 +365,7 @@ async fn export(
         store: Arc::clone(&store),
         writer,
         hasher,
+        dirs: DirCache::new(Arc::clone(&root)),
         root,
         tmp,
         memory: Arc::new(Semaphore::new(memory_permits.min(Semaphore::MAX_PERMITS))),
@@ -616,6 +621,8 @@ struct Ctx {
     writer: Writer,
     hasher: HashPool,
     root: Arc<File>,
+    /// The directories blobs were placed in, kept open.
+    dirs: DirCache,
     tmp: DriveDir,
     /// Bytes of ranges in flight (downloaded, not yet written and hashed).
     memory: Arc<Semaphore>,
@@ -1260,7 +1267,7 @@ async fn export_blob(
     let placed = {
         let (ctx, file, tmp_name) = (Arc::clone(ctx), file.clone(), tmp_name.clone());
         tokio::task::spawn_blocking(move || {
-            place(&ctx, slot, &file, &tmp_name, &properties_xml, &metadata_xml)
+            place(&ctx, &file, &tmp_name, &properties_xml, &metadata_xml)
         })
         .await
         .unwrap_or_else(|e| Err(("place the file", io::Error::other(e.to_string()))))
@@ -1348,10 +1355,10 @@ async fn export_blob(
 }
 
 /// Move a finished temp file into place with its side files: `<file>.properties` and
-/// `<file>.metadata` first, the data file last. On failure nothing of the blob is left.
+/// `<file>.metadata` are written first, then the data file is renamed into place. On failure
+/// nothing of the blob is left.
 fn place(
     ctx: &Ctx,
-    slot: usize,
     file: &DrivePath,
     tmp_name: &str,
     properties_xml: &str,
@@ -1364,18 +1371,17 @@ fn place(
             io::Error::from(io::ErrorKind::InvalidInput),
         ));
     };
-    let dir = match DriveDir::parent_of(&ctx.root, file) {
+    let dir = match ctx.dirs.parent_of(file) {
         Ok(d) => d,
         Err(e) => {
             let _ = ctx.tmp.unlink(tmp_name);
             return Err(("create the file's directory", e));
         }
     };
+    // Side files go straight to their place: only the data file's appearance tells that a blob
+    // is on the drive, and the manifest, written after a flush, is the drive's commit point.
     let side = |suffix: &str, xml: &str| -> io::Result<LogPath> {
-        let tmp = format!("{slot}{suffix}.part");
-        ctx.tmp.create_small(&tmp, xml.as_bytes())?;
-        ctx.tmp
-            .rename_into(&tmp, &dir, &format!("{name}{suffix}"))?;
+        dir.create_small(&format!("{name}{suffix}"), xml.as_bytes())?;
         Ok(LogPath {
             path: format!("{}{suffix}", file.to_manifest_string()),
             hash: Some(Md5Digest::of(xml.as_bytes())),

@@ -20,6 +20,7 @@
 
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -161,9 +162,8 @@ impl DriveDir {
         self.rename(temp, name)
     }
 
-    /// Create `name` holding `data`, as [`DriveDir::create_temp`] creates it, not flushed: a
-    /// temp file that is renamed into place next. Returns the open file; on a failed write the
-    /// file is removed.
+    /// Create `name` holding `data`, as [`DriveDir::create_temp`] creates it (replacing a file of
+    /// that name), not flushed. Returns the open file; on a failed write the file is removed.
     ///
     /// # Errors
     /// The OS error.
@@ -176,12 +176,18 @@ impl DriveDir {
         Ok(file)
     }
 
-    /// Create `name` for writing (`O_EXCL`, never through a link), replacing a file of that name
-    /// first.
+    /// Create `name` for writing (`O_EXCL`, never through a link), replacing a file of that name:
+    /// it is unlinked, not truncated, so a hard link to another file is never written through.
+    /// The unlink is tried only when the name is taken (one system call in the common case).
     fn create_exclusive(&self, name: &str) -> io::Result<File> {
-        let _ = self.unlink(name);
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        Ok(File::from(openat(&self.fd, name, flags, 0o644)?))
+        match openat(&self.fd, name, flags, 0o644) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.unlink(name)?;
+                Ok(File::from(openat(&self.fd, name, flags, 0o644)?))
+            }
+            other => Ok(File::from(other?)),
+        }
     }
 
     /// Rename `from` to `to` within this directory (replacing `to`).
@@ -274,6 +280,55 @@ impl DriveDir {
     pub fn exists(&self, name: &str) -> bool {
         openat(&self.fd, name, libc::O_PATH | libc::O_NOFOLLOW, 0).is_ok()
     }
+}
+
+/// The directories files were recently placed in, kept open: placing many files in one directory
+/// opens its components once instead of once per file ([`DriveDir::parent_of`] opens each).
+///
+/// At most [`DirCache::MAX_OPEN`] directories are kept (descriptors of `O_PATH` handles); when
+/// full, the cache is emptied and fills again. A cached handle stays valid if the directory is
+/// renamed, so it must only be used on a drive that nothing else changes during the copy.
+#[derive(Debug)]
+pub struct DirCache {
+    root: Arc<File>,
+    open: Mutex<HashMap<Vec<String>, Arc<DriveDir>>>,
+}
+
+impl DirCache {
+    /// The most directories kept open.
+    pub const MAX_OPEN: usize = 64;
+
+    /// An empty cache for directories beneath `root` (an `O_PATH | O_DIRECTORY` handle).
+    pub fn new(root: Arc<File>) -> Self {
+        DirCache {
+            root,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory of every segment of `path` but the last, as [`DriveDir::parent_of`] opens
+    /// (and creates) it, from the cache when it was opened before.
+    ///
+    /// # Errors
+    /// As [`DriveDir::parent_of`].
+    pub fn parent_of(&self, path: &DrivePath) -> io::Result<Arc<DriveDir>> {
+        let segments = path.segments();
+        let parents = &segments[..segments.len().saturating_sub(1)];
+        if let Some(dir) = lock(&self.open).get(parents) {
+            return Ok(Arc::clone(dir));
+        }
+        let dir = Arc::new(DriveDir::parent_of(&self.root, path)?);
+        let mut open = lock(&self.open);
+        if open.len() >= Self::MAX_OPEN {
+            open.clear();
+        }
+        open.insert(parents.to_vec(), Arc::clone(&dir));
+        Ok(dir)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Bytes free for an unprivileged writer on the file system holding `root`
