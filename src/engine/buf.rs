@@ -365,7 +365,10 @@ mod tests {
             assert_eq!(buf.capacity(), 8192);
             assert_eq!(buf.len(), 0);
             assert_eq!(buf.block().as_ptr() as usize % BUF_ALIGN_BYTES, 0);
-            assert!(buf.block().bytes().iter().all(|&b| b == 0), "a new buffer is zeroed");
+            assert!(
+                buf.block().bytes().iter().all(|&b| b == 0),
+                "a new buffer is zeroed"
+            );
             held.push(buf);
         }
         assert_eq!(held.len(), 3, "the pool never lends more than count");

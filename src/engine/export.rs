@@ -14,8 +14,9 @@
 //!    (MD5 for the manifest) and written at its offset through the [`Writer`] into a temp file
 //!    under `\.drivecopy-tmp`. The whole file's MD5 is compared with the blob's `Content-MD5`
 //!    when it has one (a mismatch logs the blob `CompletedWithErrors` with `Properties`
-//!    `Corrupted`). At the end the blob's properties are read again: another ETag or length is
-//!    `BlobUnexpectedChange` and the file is dropped. Then `<file>.properties` and
+//!    `Corrupted`). Every range is read with `If-Match` the ETag the listing gave, so the file
+//!    holds one version of the blob: another ETag is `BlobUnexpectedChange` and the file is
+//!    dropped (a blob with nothing to read gets one empty read). Then `<file>.properties` and
 //!    `<file>.metadata` (§3) are written beside it and the data file is renamed into place last,
 //!    so a blob that failed, was cancelled or ran out of space leaves no partial file (its side
 //!    files are removed again);
@@ -67,7 +68,7 @@ use crate::manifest::{self, DriveManifest};
 use crate::metadata::{Metadata, Properties};
 use crate::names::{BlobPath, DrivePath};
 use crate::store::StoreError;
-use crate::store::{BlobKind, BlobProperties, BlobStore, ContentProperties};
+use crate::store::{BlobKind, BlobProperties, BlobStore, ContentProperties, ETag};
 
 /// The manifest `Version` the export writes: the one on the service's export drives (§0).
 pub const EXPORT_MANIFEST_VERSION: &str = "2011-10-01";
@@ -883,10 +884,12 @@ pub fn export_block_id(index: u32) -> String {
     base64::engine::general_purpose::STANDARD.encode(index.to_le_bytes())
 }
 
-/// Download, hash and write one range.
+/// Download, hash and write one range of the blob version with ETag `etag` (another version is
+/// `BlobUnexpectedChange`).
 async fn copy_piece(
     ctx: Arc<Ctx>,
     path: BlobPath,
+    etag: ETag,
     file: WriteFile,
     piece: Piece,
     keep: bool,
@@ -894,11 +897,11 @@ async fn copy_piece(
 ) -> Result<(Md5Digest, Option<Bytes>), RangeFailure> {
     let data = ctx
         .store
-        .read_range(&path, Some(piece.offset..piece.offset + piece.len))
+        .read_range_if_match(&path, Some(piece.offset..piece.offset + piece.len), &etag)
         .await
         .map_err(|e| {
             let (range, blob) = match &e {
-                StoreError::NotFound { .. } => (
+                StoreError::NotFound { .. } | StoreError::ConditionNotMet { .. } => (
                     RangeStatus::BlobRequestFailed,
                     BlobStatus::BlobUnexpectedChange,
                 ),
@@ -911,10 +914,17 @@ async fn copy_piece(
                     BlobStatus::BlobRequestFailed,
                 ),
             };
+            let message = match &e {
+                StoreError::ConditionNotMet { .. } => format!(
+                    "{path} changed while it was exported (a new ETag at offset {})",
+                    piece.offset
+                ),
+                _ => format!("read {path} at {}: {e}", piece.offset),
+            };
             RangeFailure {
                 range,
                 blob,
-                message: format!("read {path} at {}: {e}", piece.offset),
+                message,
                 no_space: false,
             }
         })?;
@@ -1030,6 +1040,33 @@ async fn export_blob(
         }
     };
 
+    // Every range read names the listed ETag (`If-Match`), so the file is one version of the
+    // blob; a blob with nothing to read (empty, or a page blob without valid pages) is checked
+    // with one empty read.
+    if pieces.is_empty() {
+        match ctx
+            .store
+            .read_range_if_match(path, Some(0..0), &props.etag)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. } | StoreError::ConditionNotMet { .. }) => {
+                ctx.events.emit(warning(
+                    "BlobUnexpectedChange",
+                    format!("{path} changed while it was exported"),
+                    Some(path.to_string()),
+                ));
+                return BlobOutcome::failed(
+                    blob,
+                    Some(&file),
+                    BlobStatus::BlobUnexpectedChange,
+                    None,
+                );
+            }
+            Err(e) => return request_failed(ctx, blob, &file, &e),
+        }
+    }
+
     let tmp_name = format!("{slot}.part");
     let io_failed = |what: &str, e: io::Error| {
         let no_space = e.kind() == io::ErrorKind::StorageFull;
@@ -1096,6 +1133,7 @@ async fn export_blob(
             let copy = copy_piece(
                 Arc::clone(ctx),
                 path.clone(),
+                props.etag.clone(),
                 target.clone(),
                 piece,
                 want_whole,
@@ -1209,29 +1247,6 @@ async fn export_blob(
         );
         o.interrupted = true;
         return o;
-    }
-
-    // The blob must not have changed while it was read.
-    match ctx.store.get_properties(path).await {
-        Ok(now) if now.etag == props.etag && now.length == props.length => {}
-        Ok(_) | Err(StoreError::NotFound { .. }) => {
-            let _ = ctx.tmp.unlink(&tmp_name);
-            ctx.events.emit(warning(
-                "BlobUnexpectedChange",
-                format!("{path} changed while it was exported"),
-                Some(path.to_string()),
-            ));
-            return BlobOutcome::failed(
-                blob,
-                Some(&file),
-                BlobStatus::BlobUnexpectedChange,
-                Some(ranges_log(None)),
-            );
-        }
-        Err(e) => {
-            let _ = ctx.tmp.unlink(&tmp_name);
-            return request_failed(ctx, blob, &file, &e);
-        }
     }
 
     // Content-MD5.

@@ -312,7 +312,8 @@ pub async fn if_none_match_on_existing(store: &dyn BlobStore, container: &str) {
     assert_eq!(read_all(store, &p).await, Bytes::from_static(b"first"));
 }
 
-/// A stale `If-Match` fails with `ConditionNotMet`; the current ETag succeeds.
+/// A stale `If-Match` fails with `ConditionNotMet`, on writes and on reads; the current ETag
+/// succeeds.
 pub async fn stale_if_match(store: &dyn BlobStore, container: &str) {
     setup(store, container).await;
     let p = path(container, "versioned");
@@ -334,10 +335,26 @@ pub async fn stale_if_match(store: &dyn BlobStore, container: &str) {
         .expect_err("stale");
     assert!(matches!(err, StoreError::ConditionNotMet { .. }), "{err:?}");
     let err = store
-        .set_metadata(&p, BTreeMap::new(), Condition::IfMatch(v1.etag))
+        .set_metadata(&p, BTreeMap::new(), Condition::IfMatch(v1.etag.clone()))
         .await
         .expect_err("stale");
     assert!(matches!(err, StoreError::ConditionNotMet { .. }), "{err:?}");
+    // Reads: the current ETag reads the range, a stale one reads nothing, also for an empty range.
+    let read = store
+        .read_range_if_match(&p, Some(1..3), &v2.etag)
+        .await
+        .expect("read with current etag");
+    assert_eq!(read, Bytes::from_static(b"wo"));
+    for range in [Some(0..3), Some(1..1), None] {
+        let err = store
+            .read_range_if_match(&p, range.clone(), &v1.etag)
+            .await
+            .expect_err("stale read");
+        assert!(
+            matches!(err, StoreError::ConditionNotMet { .. }),
+            "{range:?}: {err:?}"
+        );
+    }
     let absent = path(container, "absent");
     let err = store
         .put_blob(&absent, Bytes::new(), if_match(v2.etag.clone()))

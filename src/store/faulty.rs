@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use super::retry::{splitmix64, unit_interval};
 use super::{
     BlobItem, BlobProperties, BlobStore, BlockChecksum, BlockId, BlockListing, CommitOptions,
-    Condition, ContentProperties, StageBlock, StoreError,
+    Condition, ContentProperties, ETag, StageBlock, StoreError,
 };
 use crate::names::BlobPath;
 
@@ -394,6 +394,20 @@ impl BlobStore for FaultyStore {
         let key = format!("read_range {path} {range:?}");
         self.call(key, &path.to_string(), false, 0, || {
             self.inner.read_range(path, range)
+        })
+        .await
+    }
+
+    async fn read_range_if_match(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        etag: &ETag,
+    ) -> Result<Bytes, StoreError> {
+        // The same key as a plain read: a fault script for reads covers both.
+        let key = format!("read_range {path} {range:?}");
+        self.call(key, &path.to_string(), false, 0, || {
+            self.inner.read_range_if_match(path, range, etag)
         })
         .await
     }

@@ -619,6 +619,33 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         range: Option<Range<u64>>,
     ) -> Result<Bytes, StoreError>;
 
+    /// Get Blob with `If-Match: etag`: the bytes of `range` as [`read_range`](Self::read_range)
+    /// reads them, only while the blob's ETag is `etag`. Reading each range of a blob this way,
+    /// with the ETag its listing gave, reads one version of it however many ranges it takes, and
+    /// no second request is needed to find out whether it changed.
+    ///
+    /// The default reads, then compares the ETag [`get_properties`](Self::get_properties) gives:
+    /// as exact (a blob that had `etag` before the read and after it had it during the read, since
+    /// every write makes a new ETag) but one request more. Backends answer in one request.
+    ///
+    /// # Errors
+    /// [`StoreError::ConditionNotMet`] when the blob's ETag is not `etag` (Azure 412);
+    /// otherwise as [`read_range`](Self::read_range).
+    async fn read_range_if_match(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        etag: &ETag,
+    ) -> Result<Bytes, StoreError> {
+        let data = self.read_range(path, range).await?;
+        if self.get_properties(path).await?.etag != *etag {
+            return Err(StoreError::ConditionNotMet {
+                path: path.to_string(),
+            });
+        }
+        Ok(data)
+    }
+
     /// List Blobs: committed blobs of `container` whose names start with `prefix`, sorted by name.
     ///
     /// # Errors

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     BlobItem, BlobKind, BlobProperties, BlobStore, BlockChecksum, BlockId, BlockListing,
-    CommitOptions, Condition, ContentProperties, StageBlock, StoreError,
+    CommitOptions, Condition, ContentProperties, ETag, StageBlock, StoreError,
 };
 use crate::digest::Md5Digest;
 use crate::names::BlobPath;
@@ -494,6 +494,21 @@ impl BlobStore for RetryStore {
         let len = range.as_ref().map_or(0, |r| r.end.saturating_sub(r.start));
         self.run("read_range", &p, len, || {
             self.inner.read_range(path, range.clone())
+        })
+        .await
+        .result
+    }
+
+    async fn read_range_if_match(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        etag: &ETag,
+    ) -> Result<Bytes, StoreError> {
+        let p = path.to_string();
+        let len = range.as_ref().map_or(0, |r| r.end.saturating_sub(r.start));
+        self.run("read_range", &p, len, || {
+            self.inner.read_range_if_match(path, range.clone(), etag)
         })
         .await
         .result

@@ -263,6 +263,58 @@ impl AzureStore {
     /// Get Blob Properties. With `exact_metadata_case`, a blob with metadata costs a second
     /// request (see [`Self::metadata_case`]); the refresh after our own writes skips it, since
     /// the names we send reach the service lowercased anyway.
+    /// Get Blob of `range` (the whole blob for `None`), with `If-Match` when `if_match` is given.
+    async fn download(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        if_match: Option<&ETag>,
+    ) -> Result<Bytes, StoreError> {
+        let p = path.to_string();
+        let client = self.blob(path)?;
+        let (http_range, partition) = match range.clone() {
+            Some(r) if r.start >= r.end => {
+                // The SDK refuses a zero-length range: check existence (and ETag), read nothing.
+                let props = self.properties_of(path, false).await?;
+                if if_match.is_some_and(|etag| *etag != props.etag) {
+                    return Err(StoreError::ConditionNotMet { path: p });
+                }
+                return Ok(Bytes::new());
+            }
+            Some(r) => {
+                let len = r.end - r.start;
+                let part = usize::try_from(len)
+                    .unwrap_or(usize::MAX)
+                    .min(READ_PARTITION_BYTES);
+                (Some(HttpRange::new(r.start, len)), part)
+            }
+            None => (None, READ_PARTITION_BYTES),
+        };
+        let condition = if_match.map_or(Condition::None, |etag| Condition::IfMatch(etag.clone()));
+        let (if_match, _) = etag_condition(&condition);
+        let options = BlobClientDownloadOptions {
+            range: http_range,
+            parallel: NonZero::new(1),
+            partition_size: NonZero::new(partition.max(1)),
+            if_match,
+            ..Default::default()
+        };
+        let map = |e| error::map(e, ctx_for(&p, Op::Other, &condition));
+        let result = client.download(Some(options)).await.map_err(map)?;
+        let bytes = result.body.collect().await.map_err(map)?;
+        if let (true, Some(start)) = (bytes.is_empty(), range.as_ref().map(|r| r.start)) {
+            // The SDK turns Azure's 416 for a range past the end into an empty body.
+            let length = self.properties_of(path, false).await?.length;
+            if start >= length {
+                return Err(StoreError::InvalidInput {
+                    path: p,
+                    reason: format!("range starts at {start}, the blob has {length} bytes"),
+                });
+            }
+        }
+        Ok(bytes)
+    }
+
     async fn properties_of(
         &self,
         path: &BlobPath,
@@ -784,43 +836,16 @@ impl BlobStore for AzureStore {
         path: &BlobPath,
         range: Option<Range<u64>>,
     ) -> Result<Bytes, StoreError> {
-        let p = path.to_string();
-        let client = self.blob(path)?;
-        let (http_range, partition) = match range.clone() {
-            Some(r) if r.start >= r.end => {
-                // The SDK refuses a zero-length range: check existence, read nothing.
-                self.properties_of(path, false).await?;
-                return Ok(Bytes::new());
-            }
-            Some(r) => {
-                let len = r.end - r.start;
-                let part = usize::try_from(len)
-                    .unwrap_or(usize::MAX)
-                    .min(READ_PARTITION_BYTES);
-                (Some(HttpRange::new(r.start, len)), part)
-            }
-            None => (None, READ_PARTITION_BYTES),
-        };
-        let options = BlobClientDownloadOptions {
-            range: http_range,
-            parallel: NonZero::new(1),
-            partition_size: NonZero::new(partition.max(1)),
-            ..Default::default()
-        };
-        let map = |e| error::map(e, Ctx::new(&p, Op::Other));
-        let result = client.download(Some(options)).await.map_err(map)?;
-        let bytes = result.body.collect().await.map_err(map)?;
-        if let (true, Some(start)) = (bytes.is_empty(), range.as_ref().map(|r| r.start)) {
-            // The SDK turns Azure's 416 for a range past the end into an empty body.
-            let length = self.properties_of(path, false).await?.length;
-            if start >= length {
-                return Err(StoreError::InvalidInput {
-                    path: p,
-                    reason: format!("range starts at {start}, the blob has {length} bytes"),
-                });
-            }
-        }
-        Ok(bytes)
+        self.download(path, range, None).await
+    }
+
+    async fn read_range_if_match(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        etag: &ETag,
+    ) -> Result<Bytes, StoreError> {
+        self.download(path, range, Some(etag)).await
     }
 
     async fn list_blobs(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, StoreError> {

@@ -1464,8 +1464,20 @@ impl Inner {
         Ok(())
     }
 
-    fn read(&self, path: &BlobPath, range: Option<Range<u64>>) -> Result<Bytes, StoreError> {
+    /// Get Blob: the bytes of `range` of the current version, which must have ETag `if_match`
+    /// when one is given (checked against the version the open file belongs to).
+    fn read(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        if_match: Option<&ETag>,
+    ) -> Result<Bytes, StoreError> {
         let (v, f) = self.open_current(path, false)?;
+        if if_match.is_some_and(|etag| etag.as_str() != v.etag) {
+            return Err(StoreError::ConditionNotMet {
+                path: path.to_string(),
+            });
+        }
         let (start, end) = match range {
             None => (0, v.length),
             Some(r) if r.start >= r.end => return Ok(Bytes::new()),
@@ -1771,7 +1783,18 @@ impl BlobStore for LocalStore {
         range: Option<Range<u64>>,
     ) -> Result<Bytes, StoreError> {
         let p = path.clone();
-        self.blocking(path, move |inner| inner.read(&p, range))
+        self.blocking(path, move |inner| inner.read(&p, range, None))
+            .await
+    }
+
+    async fn read_range_if_match(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+        etag: &ETag,
+    ) -> Result<Bytes, StoreError> {
+        let (p, etag) = (path.clone(), etag.clone());
+        self.blocking(path, move |inner| inner.read(&p, range, Some(&etag)))
             .await
     }
 
