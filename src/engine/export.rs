@@ -62,7 +62,7 @@ use crate::engine::hash::{nonzero_page_ranges, HashPool};
 use crate::engine::import::{percent, LogLevel};
 use crate::engine::plan::{self, PlanBlob, RANGE_BYTES};
 use crate::engine::read::{open_root, IoEngine};
-use crate::engine::write::{free_bytes, sync_filesystem, DirCache, DriveDir, WriteFile, Writer};
+use crate::engine::write::{free_bytes, DirCache, DriveDir, DriveFlush, WriteFile, Writer};
 use crate::events::{warning, Event, EventSink, ProgressEvent, StartEvent, SCHEMA_VERSION};
 use crate::manifest::{self, DriveManifest};
 use crate::metadata::{Metadata, Properties};
@@ -315,6 +315,7 @@ async fn export(
     let Prepared {
         root,
         tmp,
+        flush,
         resolved,
         split,
         files,
@@ -369,6 +370,7 @@ async fn export(
         dirs: DirCache::new(Arc::clone(&root)),
         root,
         tmp,
+        flush,
         memory: Arc::new(Semaphore::new(memory_permits.min(Semaphore::MAX_PERMITS))),
         cancel: cancel.clone(),
         direct_io: config.direct_io,
@@ -464,8 +466,8 @@ async fn export(
     };
     let xml = manifest.to_xml();
     let name = manifest_name(&config.drive_id);
-    if config.fsync {
-        if let Err(e) = sync_filesystem(&ctx.root) {
+    if let Some(flush) = &ctx.flush {
+        if let Err(e) = flush.flush() {
             fail(
                 &mut report,
                 DriveLogStatus::DiskOperationFailed,
@@ -522,6 +524,7 @@ fn start_event(config: &ExportConfig, bytes: u64, blobs: u64, pool: (usize, usiz
 struct Prepared {
     root: Arc<File>,
     tmp: DriveDir,
+    flush: Option<DriveFlush>,
     resolved: plan::Resolved,
     split: plan::DriveSplit,
     files: Vec<Option<DrivePath>>,
@@ -558,6 +561,11 @@ async fn prepare(
     })?;
     let tmp = DriveDir::parent_of(&root, &tmp_path)
         .map_err(|e| disk_failed("create the temp directory", e))?;
+    let flush = config
+        .fsync
+        .then(|| DriveFlush::open(&root))
+        .transpose()
+        .map_err(|e| disk_failed("open the drive for flushing", e))?;
     let capacity = match config.capacity_bytes {
         Some(c) => c,
         None => free_bytes(&root).map_err(|e| disk_failed("read the free space", e))?,
@@ -577,6 +585,7 @@ async fn prepare(
     Ok(Prepared {
         root: Arc::new(root),
         tmp,
+        flush,
         resolved,
         split,
         files,
@@ -624,6 +633,9 @@ struct Ctx {
     root: Arc<File>,
     /// The directories blobs were placed in, kept open.
     dirs: DirCache,
+    /// The drive's flush handle (with `fsync`), opened before the first write, used once
+    /// before the manifest is written.
+    flush: Option<DriveFlush>,
     tmp: DriveDir,
     /// Bytes of ranges in flight (downloaded, not yet written and hashed).
     memory: Arc<Semaphore>,

@@ -347,15 +347,48 @@ pub fn free_bytes(root: &File) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
-/// Flush every written file of the file system holding `root` to the drive (`syncfs`): one
-/// call instead of an `fsync` per file.
+/// Flushes of the file system holding a drive (`syncfs`: one call instead of an `fsync` per
+/// file), all through one handle opened at the start of the copy.
 ///
-/// # Errors
-/// The OS error.
-pub fn sync_filesystem(root: &File) -> io::Result<()> {
-    // `root` is an `O_PATH` handle, which syncfs refuses: open the directory itself.
-    let dir = File::from(openat(root, ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
-    crate::store::local::syncfs(&dir)
+/// Linux reports a write-back error to each `syncfs` handle opened before it happened, once
+/// (≥ 5.8): a handle opened for the last flush would miss an error that background write-back
+/// met earlier. So the handle is opened once, and the first error any flush sees is kept and
+/// returned by every later one.
+#[derive(Debug)]
+pub struct DriveFlush {
+    dir: File,
+    failed: Mutex<Option<String>>,
+}
+
+impl DriveFlush {
+    /// Open the flush handle of the file system holding `root` (an `O_PATH` directory handle).
+    ///
+    /// # Errors
+    /// The OS error.
+    pub fn open(root: &File) -> io::Result<DriveFlush> {
+        // `root` is an `O_PATH` handle, which syncfs refuses: open the directory itself.
+        let dir = File::from(openat(root, ".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
+        Ok(DriveFlush {
+            dir,
+            failed: Mutex::new(None),
+        })
+    }
+
+    /// Flush every written file of the file system to the drive.
+    ///
+    /// # Errors
+    /// The OS error of this flush, or of any earlier flush through this handle.
+    pub fn flush(&self) -> io::Result<()> {
+        let result = crate::store::local::syncfs(&self.dir);
+        let mut failed = lock(&self.failed);
+        if let Err(e) = &result {
+            failed.get_or_insert_with(|| e.to_string());
+        }
+        match &*failed {
+            Some(first) => Err(io::Error::other(first.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A file being written, ready for [`Writer::write_at`]. Cheap to clone (shared handle).
