@@ -8,8 +8,9 @@
 //!
 //! `O_DIRECT`: a file created by [`DriveDir::create_temp`] is opened a second time with
 //! `O_DIRECT` when the file system allows it. A write whose offset and length are multiples of
-//! 4096 bytes is copied into an aligned pool buffer and written through that handle (no page-cache
-//! copy); any other write (a file's tail) goes through the ordinary handle.
+//! 4096 bytes goes through that handle (no page-cache copy), from its own memory when that is
+//! 4096-aligned too (the local store's reads are), else from a copy in an aligned pool buffer;
+//! any other write (a file's tail) goes through the ordinary handle.
 //!
 //! Path safety: every directory is opened or created one component at a time with
 //! `openat(O_NOFOLLOW | O_DIRECTORY)` / `mkdirat` beneath an `O_PATH` handle of the drive root,
@@ -446,13 +447,15 @@ struct WriteRequest {
     file: Arc<WriteInner>,
     offset: u64,
     data: WriteData,
+    /// Aligned offset, length and memory: the write goes through the `O_DIRECT` handle.
+    direct: bool,
     reply: oneshot::Sender<io::Result<()>>,
 }
 
 impl WriteRequest {
     fn target(&self) -> &File {
-        match (&self.data, &self.file.direct) {
-            (WriteData::Aligned(_), Some(direct)) => direct,
+        match (self.direct, &self.file.direct) {
+            (true, Some(direct)) => direct,
             _ => &self.file.file,
         }
     }
@@ -507,26 +510,29 @@ impl Writer {
         let align = BUF_ALIGN_BYTES as u64;
         let direct_ok = file.inner.direct.is_some()
             && offset.is_multiple_of(align)
-            && (data.len() as u64).is_multiple_of(align)
-            && data.len() <= self.aligned.block_size();
-        let data = if direct_ok {
+            && (data.len() as u64).is_multiple_of(align);
+        let (data, direct) = if !direct_ok {
+            (WriteData::Shared(data), false)
+        } else if (data.as_ptr() as usize).is_multiple_of(BUF_ALIGN_BYTES) {
+            // Aligned memory already (the local store's reads): straight to the drive.
+            (WriteData::Shared(data), true)
+        } else {
             let mut buf = self.aligned.acquire().await;
             match buf.as_mut_slice().get_mut(..data.len()) {
                 Some(dst) => {
                     dst.copy_from_slice(&data);
                     buf.set_len(data.len());
-                    WriteData::Aligned(buf)
+                    (WriteData::Aligned(buf), true)
                 }
-                None => WriteData::Shared(data),
+                None => (WriteData::Shared(data), false),
             }
-        } else {
-            WriteData::Shared(data)
         };
         let (reply, answer) = oneshot::channel();
         let request = WriteRequest {
             file: Arc::clone(&file.inner),
             offset,
             data,
+            direct,
             reply,
         };
         let stopped = || io::Error::new(io::ErrorKind::BrokenPipe, "the writer service stopped");
