@@ -912,20 +912,6 @@ async fn copy_piece(
         .read_range_if_match(&path, Some(piece.offset..piece.offset + piece.len), &etag)
         .await
         .map_err(|e| {
-            let (range, blob) = match &e {
-                StoreError::NotFound { .. } | StoreError::ConditionNotMet { .. } => (
-                    RangeStatus::BlobRequestFailed,
-                    BlobStatus::BlobUnexpectedChange,
-                ),
-                StoreError::PermissionDenied { .. } => (
-                    RangeStatus::BlobRequestFailed,
-                    BlobStatus::BlobRequestForbidden,
-                ),
-                _ => (
-                    RangeStatus::BlobRequestFailed,
-                    BlobStatus::BlobRequestFailed,
-                ),
-            };
             let message = match &e {
                 StoreError::ConditionNotMet { .. } => format!(
                     "{path} changed while it was exported (a new ETag at offset {})",
@@ -934,8 +920,8 @@ async fn copy_piece(
                 _ => format!("read {path} at {}: {e}", piece.offset),
             };
             RangeFailure {
-                range,
-                blob,
+                range: RangeStatus::BlobRequestFailed,
+                blob: request_status(&e),
                 message,
                 no_space: false,
             }
@@ -1056,26 +1042,9 @@ async fn export_blob(
     // blob; a blob with nothing to read (empty, or a page blob without valid pages) is checked
     // with one empty read.
     if pieces.is_empty() {
-        match ctx
-            .store
-            .read_range_if_match(path, Some(0..0), &props.etag)
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::NotFound { .. } | StoreError::ConditionNotMet { .. }) => {
-                ctx.events.emit(warning(
-                    "BlobUnexpectedChange",
-                    format!("{path} changed while it was exported"),
-                    Some(path.to_string()),
-                ));
-                return BlobOutcome::failed(
-                    blob,
-                    Some(&file),
-                    BlobStatus::BlobUnexpectedChange,
-                    None,
-                );
-            }
-            Err(e) => return request_failed(ctx, blob, &file, &e),
+        let read = ctx.store.read_range_if_match(path, Some(0..0), &props.etag);
+        if let Err(e) = read.await {
+            return request_failed(ctx, blob, &file, &e);
         }
     }
 
@@ -1429,12 +1398,20 @@ fn place(
     })
 }
 
-fn request_failed(ctx: &Ctx, blob: &PlanBlob, file: &DrivePath, e: &StoreError) -> BlobOutcome {
-    let status = match e {
-        StoreError::NotFound { .. } => BlobStatus::BlobUnexpectedChange,
+/// The blob status a failed store request gives the blob being exported: gone, or no longer the
+/// listed version (`If-Match` failed), is `BlobUnexpectedChange`.
+fn request_status(e: &StoreError) -> BlobStatus {
+    match e {
+        StoreError::NotFound { .. } | StoreError::ConditionNotMet { .. } => {
+            BlobStatus::BlobUnexpectedChange
+        }
         StoreError::PermissionDenied { .. } => BlobStatus::BlobRequestForbidden,
         _ => BlobStatus::BlobRequestFailed,
-    };
+    }
+}
+
+fn request_failed(ctx: &Ctx, blob: &PlanBlob, file: &DrivePath, e: &StoreError) -> BlobOutcome {
+    let status = request_status(e);
     ctx.events.emit(warning(
         status.as_str(),
         format!("{}: {e}", blob.path),
