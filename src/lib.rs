@@ -21,6 +21,7 @@
 //! | [`engine`] | the copy engine: readers, buffer pool, hashing, the import and prepare pipelines |
 //! | [`events`] | the JSON-lines event schema an orchestrator reads (start, progress, warning, result) |
 
+mod aligned;
 pub mod bloblist;
 pub mod copylog;
 pub mod digest;

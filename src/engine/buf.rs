@@ -14,80 +14,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+
+use crate::aligned::AlignedPages;
 use tokio::sync::Semaphore;
 
 /// The alignment, in bytes, of every pool buffer's start and length (`O_DIRECT` needs 4096 on the
 /// file systems we read from).
-pub const BUF_ALIGN_BYTES: usize = 4096;
-
-/// One 4096-byte, 4096-aligned unit of buffer memory.
-#[derive(Clone, Copy)]
-#[repr(C, align(4096))]
-struct Page([u8; BUF_ALIGN_BYTES]);
-
-/// The memory of one buffer: whole pages, so start and length are 4096-aligned. Always fully
-/// initialised (zeroed at allocation), so any prefix may be exposed as `&[u8]`.
-struct Block {
-    pages: Box<[Page]>,
-}
-
-impl Block {
-    /// Allocate `size_bytes / 4096` zeroed pages. The allocator's zeroed memory (`calloc`, fresh
-    /// pages from the kernel for buffer-sized allocations) is not written here, so a pool costs
-    /// no page faults until a buffer is first used: a `vec!` of pages would write, and fault in,
-    /// the whole pool at start-up (160 ms for the default 64 MiB on this project's VM).
-    fn zeroed(size_bytes: usize) -> Self {
-        let count = size_bytes / BUF_ALIGN_BYTES;
-        if count == 0 {
-            return Block {
-                pages: Box::default(),
-            };
-        }
-        let layout = std::alloc::Layout::array::<Page>(count).expect("pool buffer size overflows");
-        // SAFETY: `layout` has a non-zero size (`count` > 0 pages of 4096 bytes).
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        let pages = std::ptr::slice_from_raw_parts_mut(ptr.cast::<Page>(), count);
-        // SAFETY: `ptr` is a fresh allocation from the global allocator with the layout of
-        // `[Page; count]`, which is what `Box<[Page]>` frees it with; all-zero bytes are a valid
-        // `Page` (a plain byte array); nothing else owns the allocation.
-        let pages = unsafe { Box::from_raw(pages) };
-        Block { pages }
-    }
-
-    fn capacity(&self) -> usize {
-        self.pages.len() * BUF_ALIGN_BYTES
-    }
-
-    fn as_ptr(&self) -> *const u8 {
-        self.pages.as_ptr().cast::<u8>()
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.pages.as_mut_ptr().cast::<u8>()
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `Page` is `repr(C)` around a `[u8; 4096]` whose size equals its alignment, so
-        // the boxed slice is `capacity()` contiguous, initialised bytes with no padding, and the
-        // shared borrow of `self` keeps them alive and unaliased by `&mut` for the result's life.
-        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.capacity()) }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let capacity = self.capacity();
-        // SAFETY: as in `bytes`; the exclusive borrow of `self` makes the result the only
-        // reference to this memory for its lifetime.
-        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), capacity) }
-    }
-}
+pub const BUF_ALIGN_BYTES: usize = crate::aligned::PAGE_BYTES;
 
 /// The shared state of a pool: the free buffers and one semaphore permit per free buffer.
 struct PoolInner {
     /// Free buffers. Invariant: `free.len()` is at least the available permits.
-    free: Mutex<Vec<Block>>,
+    free: Mutex<Vec<AlignedPages>>,
     /// One permit per buffer in `free`; waiting on it is how `acquire` waits.
     permits: Semaphore,
     count: usize,
@@ -95,7 +33,7 @@ struct PoolInner {
 }
 
 impl PoolInner {
-    fn give_back(&self, block: Block) {
+    fn give_back(&self, block: AlignedPages) {
         // Push first, then release the permit, so a permit always finds a buffer.
         self.free
             .lock()
@@ -150,7 +88,7 @@ impl BufPool {
             "pool size overflows usize"
         );
         let free = (0..count)
-            .map(|_| Block::zeroed(block_size_bytes))
+            .map(|_| AlignedPages::zeroed(block_size_bytes))
             .collect();
         BufPool {
             inner: Arc::new(PoolInner {
@@ -223,17 +161,17 @@ impl fmt::Debug for BufPool {
 /// It implements tokio-uring's `IoBuf`/`IoBufMut` so reads can fill it in place.
 pub struct PoolBuf {
     /// Always `Some` until `Drop` takes it.
-    block: Option<Block>,
+    block: Option<AlignedPages>,
     len: usize,
     home: Arc<PoolInner>,
 }
 
 impl PoolBuf {
-    fn block(&self) -> &Block {
+    fn block(&self) -> &AlignedPages {
         self.block.as_ref().expect("a live PoolBuf holds its block")
     }
 
-    fn block_mut(&mut self) -> &mut Block {
+    fn block_mut(&mut self) -> &mut AlignedPages {
         self.block.as_mut().expect("a live PoolBuf holds its block")
     }
 

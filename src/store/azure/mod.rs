@@ -260,9 +260,6 @@ impl AzureStore {
             .blob_client(&path.container, &path.name))
     }
 
-    /// Get Blob Properties. With `exact_metadata_case`, a blob with metadata costs a second
-    /// request (see [`Self::metadata_case`]); the refresh after our own writes skips it, since
-    /// the names we send reach the service lowercased anyway.
     /// Get Blob of `range` (the whole blob for `None`), with `If-Match` when `if_match` is given.
     async fn download(
         &self,
@@ -315,6 +312,9 @@ impl AzureStore {
         Ok(bytes)
     }
 
+    /// Get Blob Properties. With `exact_metadata_case`, a blob with metadata costs a second
+    /// request (see [`Self::metadata_case`]); the refresh after our own writes skips it, since
+    /// the names we send reach the service lowercased anyway.
     async fn properties_of(
         &self,
         path: &BlobPath,

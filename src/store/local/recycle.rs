@@ -8,52 +8,33 @@
 //! Buffers are 4096-byte aligned, so a reader that writes them to a file opened with `O_DIRECT`
 //! (an export onto a drive) can do so without copying them first.
 
-#![allow(unsafe_code)]
-
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// The alignment of every buffer's memory, bytes.
-pub(super) const ALIGN_BYTES: usize = 4096;
-
-/// One 4096-byte, 4096-aligned unit of buffer memory.
-#[derive(Clone, Copy)]
-#[repr(C, align(4096))]
-struct Page([u8; ALIGN_BYTES]);
+use crate::aligned::{AlignedPages, PAGE_BYTES};
 
 /// A read buffer: whole aligned pages, of which the first `len` bytes are the read's.
 pub(super) struct Buffer {
-    pages: Vec<Page>,
+    pages: AlignedPages,
     len: usize,
 }
 
 impl Buffer {
     fn zeroed(len: usize) -> Self {
         Buffer {
-            pages: vec![Page([0; ALIGN_BYTES]); len.div_ceil(ALIGN_BYTES)],
+            pages: AlignedPages::zeroed(len.div_ceil(PAGE_BYTES) * PAGE_BYTES),
             len,
         }
     }
 
     fn capacity(&self) -> usize {
-        self.pages.len() * ALIGN_BYTES
-    }
-
-    fn all(&self) -> &[u8] {
-        // SAFETY: `Page` is `repr(C)` around a `[u8; 4096]` whose size equals its alignment, so
-        // the vector's pages are `capacity()` contiguous, initialised bytes without padding.
-        unsafe { std::slice::from_raw_parts(self.pages.as_ptr().cast::<u8>(), self.capacity()) }
+        self.pages.capacity()
     }
 
     /// The first `len` bytes, for the read to fill.
     pub(super) fn as_mut_slice(&mut self) -> &mut [u8] {
-        let capacity = self.capacity();
-        // SAFETY: as in `all`; the exclusive borrow makes the result the only reference.
-        let all = unsafe {
-            std::slice::from_raw_parts_mut(self.pages.as_mut_ptr().cast::<u8>(), capacity)
-        };
-        &mut all[..self.len]
+        &mut self.pages.bytes_mut()[..self.len]
     }
 }
 
@@ -68,7 +49,7 @@ impl std::fmt::Debug for Buffer {
 
 impl AsRef<[u8]> for Buffer {
     fn as_ref(&self) -> &[u8] {
-        &self.all()[..self.len]
+        &self.pages.bytes()[..self.len]
     }
 }
 
@@ -187,7 +168,7 @@ mod tests {
         first.as_mut_slice().fill(7);
         let bytes = Recycler::freeze(&home, first);
         let ptr = bytes.as_ptr();
-        assert_eq!(ptr as usize % ALIGN_BYTES, 0, "aligned for O_DIRECT");
+        assert_eq!(ptr as usize % PAGE_BYTES, 0, "aligned for O_DIRECT");
         assert_eq!(bytes.len(), 5000);
         let view = bytes.slice(10..20);
         drop(bytes);
