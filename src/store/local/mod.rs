@@ -918,16 +918,22 @@ impl Inner {
     fn stage_block(&self, path: &BlobPath, block: StageBlock) -> Result<(), StoreError> {
         check_path(path)?;
         self.require_container(path)?;
-        let len = block.data.len() as u64;
+        let StageBlock {
+            id,
+            data,
+            checksum,
+            offset_hint,
+        } = block;
+        let len = data.len() as u64;
         if len == 0 || len > MAX_BLOCK_BYTES {
             return Err(invalid(
                 path,
                 format!("a block must be 1 to {MAX_BLOCK_BYTES} bytes, not {len}"),
             ));
         }
-        let md5 = match block.checksum {
+        let md5 = match checksum {
             BlockChecksum::Md5(expected) => {
-                let actual = Md5Digest::of(&block.data);
+                let actual = Md5Digest::of(&data);
                 if actual != expected {
                     return Err(StoreError::Md5Mismatch {
                         path: path.to_string(),
@@ -938,7 +944,7 @@ impl Inner {
                 actual
             }
             BlockChecksum::Md5Verified(d) => d,
-            BlockChecksum::None => Md5Digest::of(&block.data),
+            BlockChecksum::None => Md5Digest::of(&data),
         };
         loop {
             let st = self
@@ -953,21 +959,22 @@ impl Inner {
             }
             let offset = {
                 let mut ix = lock(&st.index);
-                ix.0.reserve(&block.id, len, block.offset_hint)
-                    .map_err(|r| match r {
-                        Refusal::IdLength { expected } => invalid(
-                            path,
-                            format!(
-                                "block id is {} bytes but this blob's ids are {expected}",
-                                block.id.len()
-                            ),
+                ix.0.reserve(&id, len, offset_hint).map_err(|r| match r {
+                    Refusal::IdLength { expected } => invalid(
+                        path,
+                        format!(
+                            "block id is {} bytes but this blob's ids are {expected}",
+                            id.len()
                         ),
-                        Refusal::TooManyBlocks => invalid(path, "too many uncommitted blocks"),
-                    })?
+                    ),
+                    Refusal::TooManyBlocks => invalid(path, "too many uncommitted blocks"),
+                })?
             };
             let data_file = st.dir.join("data");
-            let written = st
-                .write_block(&block.data, offset)
+            let written = st.write_block(&data, offset);
+            // Release the caller's buffer before waiting for the flush.
+            drop(data);
+            let written = written
                 .map_err(io_error(path, "write", &data_file))
                 .and_then(|()| self.persist(path, &data_file));
             let mut ix = lock(&st.index);
@@ -975,9 +982,9 @@ impl Inner {
                 ix.0.cancel(offset);
                 return Err(e);
             }
-            ix.0.complete(&block.id, offset, len, md5);
+            ix.0.complete(&id, offset, len, md5);
             let entry = LogEntry {
-                id: block.id.to_base64(),
+                id: id.to_base64(),
                 off: offset,
                 len,
                 md5,
@@ -1401,7 +1408,7 @@ impl Inner {
         &self,
         path: &BlobPath,
         offset: u64,
-        data: &Bytes,
+        data: Bytes,
         checksum: BlockChecksum,
     ) -> Result<(), StoreError> {
         check_path(path)?;
@@ -1417,7 +1424,7 @@ impl Inner {
             ));
         }
         if let BlockChecksum::Md5(expected) = checksum {
-            let actual = Md5Digest::of(data);
+            let actual = Md5Digest::of(&data);
             if actual != expected {
                 return Err(StoreError::Md5Mismatch {
                     path: path.to_string(),
@@ -1440,8 +1447,10 @@ impl Inner {
             ));
         }
         let file = self.root.join(&v.data);
-        f.write_all_at(data, offset)
+        f.write_all_at(&data, offset)
             .map_err(io_error(path, "write", &file))?;
+        // Release the caller's buffer before waiting for the flush.
+        drop(data);
         self.persist(path, &file)?;
         let _stripe = self.stripe(path);
         let (rec, current) = self.settle(path)?;
@@ -1727,7 +1736,7 @@ impl BlobStore for LocalStore {
     ) -> Result<(), StoreError> {
         let p = path.clone();
         self.blocking(path, move |inner| {
-            inner.put_pages(&p, offset_bytes, &data, checksum)
+            inner.put_pages(&p, offset_bytes, data, checksum)
         })
         .await
     }
@@ -1823,7 +1832,9 @@ impl BlobStore for LocalStore {
             inner.put_whole(
                 &p,
                 BlobKind::BlockBlob,
-                |f, tmp| {
+                // `move`: the bytes (the caller's buffer) are released once written, before
+                // the commit's flushes.
+                move |f, tmp| {
                     write_maybe_direct(f, open_direct(tmp).as_ref(), &data, 0)
                         .map(|()| data.len() as u64)
                 },

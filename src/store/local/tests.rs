@@ -467,6 +467,75 @@ async fn a_new_blob_commits_in_two_flushes() {
     assert_eq!(s.read_range(&p, None).await.expect("read"), &b"newer"[..]);
 }
 
+/// Bytes whose owner notes how many group flushes had finished when it was dropped.
+fn watched(s: &LocalStore, data: &'static [u8]) -> (Bytes, Arc<AtomicU64>) {
+    struct Watch(&'static [u8], LocalStore, Arc<AtomicU64>);
+    impl AsRef<[u8]> for Watch {
+        fn as_ref(&self) -> &[u8] {
+            self.0
+        }
+    }
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            let n = self.1.inner.durable.finished();
+            self.2.store(n, Ordering::SeqCst);
+        }
+    }
+    let seen = Arc::new(AtomicU64::new(u64::MAX));
+    let bytes = Bytes::from_owner(Watch(data, s.clone(), Arc::clone(&seen)));
+    (bytes, seen)
+}
+
+/// The caller's buffer (a pool buffer of the import engine) comes back once its bytes are
+/// written, before the flushes that make them durable: Put Blob's two, Put Block's and Put
+/// Page's one each.
+#[tokio::test]
+async fn the_caller_buffer_is_released_before_the_flushes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("c1c").await.expect("container");
+    let flushes = |s: &LocalStore| s.inner.durable.finished();
+
+    let (data, dropped_at) = watched(&s, b"whole blob");
+    s.put_blob(&bp("c1c", "put"), data, CommitOptions::default())
+        .await
+        .expect("put");
+    assert_eq!(
+        flushes(&s) - dropped_at.load(Ordering::SeqCst),
+        2,
+        "put blob"
+    );
+
+    let (data, dropped_at) = watched(&s, b"one block");
+    let block = StageBlock {
+        id: BlockId::new(b"00000000".to_vec()).expect("id"),
+        checksum: BlockChecksum::Md5Verified(Md5Digest::of(b"one block")),
+        data,
+        offset_hint: Some(0),
+    };
+    s.stage_block(&bp("c1c", "staged"), block)
+        .await
+        .expect("stage");
+    assert_eq!(
+        flushes(&s) - dropped_at.load(Ordering::SeqCst),
+        1,
+        "put block"
+    );
+
+    let page = bp("c1c", "pages");
+    s.create_page_blob(&page, 512, CommitOptions::default())
+        .await
+        .expect("create");
+    let (data, dropped_at) = watched(&s, &[7; 512]);
+    s.put_pages(&page, 0, data, BlockChecksum::None)
+        .await
+        .expect("put pages");
+    assert!(
+        flushes(&s) - dropped_at.load(Ordering::SeqCst) >= 1,
+        "put page"
+    );
+}
+
 #[tokio::test]
 async fn page_blobs_are_sparse() {
     let dir = tempfile::tempdir().expect("tempdir");
