@@ -1,75 +1,63 @@
-//! Page-aligned memory: whole 4096-byte pages, zeroed at allocation, for buffers that are read
-//! into or written from with `O_DIRECT` (the engine's block buffer pool, the local store's read
-//! buffers).
+//! Page-aligned memory: whole 4096-byte pages, zeroed, for buffers that are read into or written
+//! from with `O_DIRECT` (the engine's block buffer pool, the local store's read buffers).
 //!
-//! This module owns the one `unsafe` view of pages as bytes; it does no I/O and keeps no pools.
-
-#![allow(unsafe_code)]
+//! This module owns how buffer memory is obtained; it does no I/O and keeps no pools.
 
 /// The alignment, in bytes, of every [`AlignedPages`] start and length.
 pub(crate) const PAGE_BYTES: usize = 4096;
 
-/// One 4096-byte, 4096-aligned unit of buffer memory.
-#[derive(Clone, Copy)]
-#[repr(C, align(4096))]
-struct Page([u8; PAGE_BYTES]);
-
-/// The memory of one buffer: whole pages, so start and length are 4096-aligned. Always fully
-/// initialised (zeroed at allocation), so any prefix may be exposed as `&[u8]`.
+/// The memory of one buffer: whole pages, so start and length are 4096-aligned, and always
+/// initialised (zero until written), so any prefix may be exposed as `&[u8]`.
+///
+/// The pages are an anonymous private mapping (`mmap`, through `memmap2`): the kernel hands out
+/// zero pages on first touch, so nothing is written at allocation and a pool costs no page
+/// faults until a buffer is first used. The global allocator would `memset` an allocation
+/// aligned to 4096 (Rust's `alloc_zeroed` only asks `calloc` for alignments up to 16), which
+/// faulted in the whole default 64 MiB pool at start-up: about 0.2 s of one core on this
+/// project's VM, before the first read.
 pub(crate) struct AlignedPages {
-    pages: Box<[Page]>,
+    /// `None` for zero pages (`mmap` cannot map nothing).
+    map: Option<memmap2::MmapMut>,
 }
 
 impl AlignedPages {
-    /// Allocate `size_bytes / 4096` zeroed pages (round `size_bytes` up first for a whole buffer). The allocator's zeroed memory (`calloc`, fresh
-    /// pages from the kernel for buffer-sized allocations) is not written here, so a pool costs
-    /// no page faults until a buffer is first used: a `vec!` of pages would write, and fault in,
-    /// the whole pool at start-up (160 ms for the default 64 MiB on this project's VM).
+    /// Map `size_bytes / 4096` zeroed pages (round `size_bytes` up first for a whole buffer).
+    ///
+    /// # Panics
+    /// Aborts like an allocation failure when the kernel refuses the mapping (out of memory or
+    /// address space): not reachable from input data.
     pub(crate) fn zeroed(size_bytes: usize) -> Self {
-        let count = size_bytes / PAGE_BYTES;
-        if count == 0 {
-            return AlignedPages {
-                pages: Box::default(),
-            };
+        let len = size_bytes / PAGE_BYTES * PAGE_BYTES;
+        if len == 0 {
+            return AlignedPages { map: None };
         }
-        let layout = std::alloc::Layout::array::<Page>(count).expect("buffer size overflows");
-        // SAFETY: `layout` has a non-zero size (`count` > 0 pages of 4096 bytes).
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
+        match memmap2::MmapMut::map_anon(len) {
+            Ok(map) => AlignedPages { map: Some(map) },
+            Err(_) => std::alloc::handle_alloc_error(
+                std::alloc::Layout::from_size_align(len, PAGE_BYTES)
+                    .unwrap_or(std::alloc::Layout::new::<u8>()),
+            ),
         }
-        let pages = std::ptr::slice_from_raw_parts_mut(ptr.cast::<Page>(), count);
-        // SAFETY: `ptr` is a fresh allocation from the global allocator with the layout of
-        // `[Page; count]`, which is what `Box<[Page]>` frees it with; all-zero bytes are a valid
-        // `Page` (a plain byte array); nothing else owns the allocation.
-        let pages = unsafe { Box::from_raw(pages) };
-        AlignedPages { pages }
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.pages.len() * PAGE_BYTES
+        self.map.as_ref().map_or(0, |m| m.len())
     }
 
     pub(crate) fn as_ptr(&self) -> *const u8 {
-        self.pages.as_ptr().cast::<u8>()
+        self.bytes().as_ptr()
     }
 
     pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.pages.as_mut_ptr().cast::<u8>()
+        self.bytes_mut().as_mut_ptr()
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `Page` is `repr(C)` around a `[u8; 4096]` whose size equals its alignment, so
-        // the boxed slice is `capacity()` contiguous, initialised bytes with no padding, and the
-        // shared borrow of `self` keeps them alive and unaliased by `&mut` for the result's life.
-        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.capacity()) }
+        self.map.as_deref().unwrap_or_default()
     }
 
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        let capacity = self.capacity();
-        // SAFETY: as in `bytes`; the exclusive borrow of `self` makes the result the only
-        // reference to this memory for its lifetime.
-        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), capacity) }
+        self.map.as_deref_mut().unwrap_or_default()
     }
 }
 
@@ -86,5 +74,9 @@ mod tests {
         p.bytes_mut()[PAGE_BYTES] = 7;
         assert_eq!(p.bytes()[PAGE_BYTES], 7);
         assert_eq!(AlignedPages::zeroed(100).capacity(), 0, "whole pages only");
+        assert_eq!(
+            AlignedPages::zeroed(PAGE_BYTES + 100).capacity(),
+            PAGE_BYTES
+        );
     }
 }
