@@ -66,10 +66,11 @@ pub struct ImportArgs {
     /// [default: the job's logLevel with `--job-store`, else `error`].
     #[arg(long, value_enum)]
     pub log_level: Option<LogLevelArg>,
-    /// Memory for block buffers (e.g. `64MiB`); the pool holds memory / block size buffers.
+    /// Memory for block buffers (e.g. `64MiB`); the pool holds memory / block size buffers, at
+    /// most 128.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value_t = DEFAULT_MEMORY_BYTES)]
     pub memory: u64,
-    /// Blobs imported at once [default: one per block buffer, from 64 to 256: a drive of
+    /// Blobs imported at once [default: memory / block size, from 64 to 256: a drive of
     /// small files keeps more blobs in flight].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
