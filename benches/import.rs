@@ -38,18 +38,22 @@ struct Case {
 
 const GIB: u64 = 1 << 30;
 
-/// The cases, many-file ones first (see [`import_once`] on why their stores are kept to the end).
+/// The cases, many-file ones first (see [`import_once`] on why their stores are kept to the end),
+/// and of those the 256 KiB one first: every store stays until the end, and on a file system
+/// that already holds the 4 KiB case's stores (about 240,000 files and as many records) the
+/// 256 KiB import measured 10–25 % slower than on a fresh one. That case has the tightest target
+/// (0.7 × the MD5 ceiling), the 4 KiB one the widest margin (about 5,000 files/s for 3,000).
 fn cases(scale: u64) -> [Case; 3] {
     [
-        Case {
-            name: "20000_files_of_4KiB",
-            files: 20_000 / scale,
-            file_bytes: 4 << 10,
-        },
         Case {
             name: "2GiB_of_256KiB_files",
             files: 8192 / scale,
             file_bytes: 256 << 10,
+        },
+        Case {
+            name: "20000_files_of_4KiB",
+            files: 20_000 / scale,
+            file_bytes: 4 << 10,
         },
         Case {
             name: "one_2GiB_file",

@@ -704,19 +704,20 @@ impl Inner {
     }
 
     /// Steps 2–4 of the commit protocol: make the file at `source` (relative to the root) the
-    /// blob's data, described by `version`. The caller holds the stripe lock and has settled.
+    /// blob's data, described by `version` (whose `ino` is the source file's). The caller holds
+    /// the stripe lock and has settled. A blob without a current version goes to `hint` when
+    /// given (a data path the caller chose with [`layout::choose_data_path`] before taking the
+    /// lock), else to a path chosen now; a path found taken by the wrong kind is chosen again.
     fn publish(
         &self,
         path: &BlobPath,
         current: Option<Version>,
         mut version: Version,
         source: PathBuf,
+        hint: Option<String>,
     ) -> Result<Version, StoreError> {
         let src = self.root.join(&source);
-        version.ino = fs::metadata(&src)
-            .map_err(io_error(path, "stat", &src))?
-            .ino();
-        let mut reuse = current.as_ref().map(|c| c.data.clone());
+        let mut reuse = current.as_ref().map(|c| c.data.clone()).or(hint);
         let mut last_err = None;
         for _ in 0..PUBLISH_ATTEMPTS {
             let data = match reuse.take() {
@@ -736,9 +737,15 @@ impl Inner {
             self.write_intent(path, &intent)?;
             let target = self.root.join(&version.data);
             let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-            let step = self.make_dirs(path, &dir).and_then(|()| {
-                fs::rename(&src, &target).map_err(io_error(path, "rename", &target))
-            });
+            // The directory usually exists: make it only when the rename says it does not.
+            let step = match fs::rename(&src, &target) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.make_dirs(path, &dir).and_then(|()| {
+                        fs::rename(&src, &target).map_err(io_error(path, "rename", &target))
+                    })
+                }
+                other => other.map_err(io_error(path, "rename", &target)),
+            };
             match step {
                 Ok(()) => {
                     self.persist(path, &dir)?;
@@ -1108,16 +1115,23 @@ impl Inner {
                 }
             }
         }
-        let source = match staging {
+        let (source, ino) = match staging {
             Some(st) if in_place => {
                 let file = st.dir.join("data");
                 st.data
                     .set_len(total)
                     .map_err(io_error(path, "truncate", &file))?;
                 self.persist(path, &file)?;
-                file.strip_prefix(&self.root)
+                let ino = st
+                    .data
+                    .metadata()
+                    .map_err(io_error(path, "stat", &file))?
+                    .ino();
+                let rel = file
+                    .strip_prefix(&self.root)
                     .map(Path::to_path_buf)
-                    .unwrap_or(file)
+                    .unwrap_or(file);
+                (rel, ino)
             }
             _ => {
                 let (mut out, rel) = self.tmp_file(path)?;
@@ -1143,19 +1157,22 @@ impl Inner {
                         copy_range(src, off, len, &mut out)
                             .map_err(io_error(path, "copy", &file))?;
                     }
-                    self.persist(path, &tmp)
+                    self.persist(path, &tmp)?;
+                    Ok(out.metadata().map_err(io_error(path, "stat", &tmp))?.ino())
                 })();
-                if let Err(e) = copied {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(e);
+                match copied {
+                    Ok(ino) => (rel, ino),
+                    Err(e) => {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(e);
+                    }
                 }
-                rel
             }
         };
         let mut version = Version {
             kind: BlobKind::BlockBlob,
             data: String::new(),
-            ino: 0,
+            ino,
             length: total,
             etag: String::new(),
             modified_secs: 0,
@@ -1173,7 +1190,7 @@ impl Inner {
         let published = self.write_block_list(path, &blocks).and_then(|list| {
             version.list = list;
             version.touch(self.new_etag());
-            self.publish(path, current, version.clone(), source.clone())
+            self.publish(path, current, version.clone(), source.clone(), None)
         });
         // On failure the list file is left for the next writer's `settle` (which removes it if
         // the version never took effect) or orphaned (disk space only): it may already be in use
@@ -1198,13 +1215,13 @@ impl Inner {
         // Write beside the blob's data path when its directory exists, so that publishing is a
         // rename within one directory: cross-directory renames take the file system's rename
         // lock and serialise every commit. Otherwise (the first blob of a directory) use tmp/.
-        let beside = layout::choose_data_path(&self.root, &path.container, &path.name)
-            .ok()
+        let hint = layout::choose_data_path(&self.root, &path.container, &path.name).ok();
+        let beside = hint
+            .as_ref()
             .and_then(|d| self.root.join(d).parent().map(Path::to_path_buf))
-            .filter(|dir| dir.is_dir());
+            .and_then(|dir| self.tmp_file_in(path, &dir).ok());
         let (mut file, rel) = match beside {
-            Some(dir) => {
-                let (f, abs) = self.tmp_file_in(path, &dir)?;
+            Some((f, abs)) => {
                 let rel = abs
                     .strip_prefix(&self.root)
                     .map(Path::to_path_buf)
@@ -1216,15 +1233,17 @@ impl Inner {
         let tmp = self.root.join(&rel);
         // Not flushed here: `publish` flushes the intent record before the rename, and that one
         // group commit covers this file too (the protocol's step 1 and 2 share a flush).
-        let written = fill(&mut file, &tmp).map_err(io_error(path, "write", &tmp));
-        let result = written.and_then(|length| {
+        let written = fill(&mut file, &tmp)
+            .and_then(|length| Ok((length, file.metadata()?.ino())))
+            .map_err(io_error(path, "write", &tmp));
+        let result = written.and_then(|(length, ino)| {
             let _stripe = self.stripe(path);
             let (_, current) = self.settle(path)?;
             check_condition(path, &options.condition, current.as_ref())?;
             let mut version = Version {
                 kind,
                 data: String::new(),
-                ino: 0,
+                ino,
                 length,
                 etag: String::new(),
                 modified_secs: 0,
@@ -1238,7 +1257,7 @@ impl Inner {
                 version.list = Some(list);
             }
             version.touch(self.new_etag());
-            let v = self.publish(path, current, version, rel.clone())?;
+            let v = self.publish(path, current, version, rel.clone(), hint)?;
             self.discard_staging(path)?;
             Ok(v.properties())
         });
