@@ -1288,8 +1288,10 @@ async fn import_valid_blob(ctx: &Arc<Ctx>, list: &BlobList, blob: &Blob) -> Blob
     }
 }
 
-/// Read, hash, check and send every piece of one blob, at most one buffer per piece in flight;
-/// returns each piece's status in order.
+/// Read, hash, check and send every piece of one blob, at most one buffer per piece in flight
+/// and at most as many pieces in flight as the pool has buffers (a store may let go of a buffer
+/// before the piece is done, as the local store does before its flushes: this keeps a large blob's
+/// requests in flight bounded all the same); returns each piece's status in order.
 async fn copy_pieces(
     ctx: &Arc<Ctx>,
     file: &ReadFile,
@@ -1301,6 +1303,11 @@ async fn copy_pieces(
     let single = pieces.len() == 1;
     let mut tasks = JoinSet::new();
     for (i, (offset, length, expected, piece)) in pieces.into_iter().enumerate() {
+        while tasks.len() >= ctx.pool.count() {
+            if let Some(Ok((i, s))) = tasks.join_next().await {
+                statuses[i] = s;
+            }
+        }
         let buf = tokio::select! {
             buf = ctx.pool.acquire() => buf,
             _ = ctx.cancel.cancelled() => break,
