@@ -1963,9 +1963,10 @@ async fn write_logs(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_pool_is_capped_and_small_files_keep_more_blobs_in_flight() {
-        use super::{concurrency, MAX_POOL_BUFFERS};
         const MIB: u64 = 1 << 20;
         // Prepared drives (4 MiB blocks): 16 buffers, 64 blobs.
         assert_eq!(concurrency(64 * MIB, 4 << 20, None), (16, 64));
@@ -1983,8 +1984,6 @@ mod tests {
         assert_eq!(concurrency(MIB, 4 << 20, Some(3)), (2, 3));
         assert_eq!(concurrency(MIB, 4 << 20, Some(0)), (2, 1));
     }
-
-    use super::*;
 
     #[test]
     fn the_verbose_log_keeps_the_azure_document_and_adds_a_comment() {
