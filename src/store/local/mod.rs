@@ -49,7 +49,8 @@
 //!   records stay small and a Put Page appends one line instead of rewriting a map;
 //! - `tmp/`: unique temporary files (created with `create_new`), renamed into place; temporary
 //!   files may also sit beside their final place under the hidden name `.%tmp.<pid>-<n>-<nanos>`,
-//!   which no encoded blob name can take.
+//!   which no encoded blob name can take;
+//! - `root-inode`: the device and inode numbers of the root directory (see "Copies" below).
 //!
 //! # Commit protocol and crash recovery
 //! A record holds the blob's `current` version and, during and after a write, a `pending` one.
@@ -87,6 +88,17 @@
 //! nothing is flushed, so an operating-system crash may lose recent writes (a process crash
 //! loses nothing). With fsync on, a staged block's bytes are flushed before its index entry is
 //! written, so blocks listed after a restart hold their bytes.
+//!
+//! ## Copies
+//! Records pin data files by inode number, and a store copied file by file (`cp -a`, `rsync`, a
+//! restore from backup) has new inode numbers throughout. `.drivecopy/root-inode` holds the device and
+//! inode numbers of the store's root directory. When [`LocalStore::open`] finds them changed, it
+//! re-pins every record whose versions match no file by inode: to the first version, `pending` before
+//! `current`, whose data path holds a regular file of that version's length. Only an overwrite cut
+//! short by a crash before the copy, with old and new bytes of the same length, is ambiguous; the new
+//! version is taken. Moving a store within one file system (`mv`) keeps every inode and needs nothing.
+//! The first open of a copy must not run beside another process writing to it; two processes opening
+//! it at once take turns (a lock on the pin file).
 //!
 //! # Page blobs
 //! Create Page Blob publishes a sparse file of the declared length (`ftruncate`, so only
@@ -159,6 +171,9 @@ const READ_ATTEMPTS: usize = 4;
 /// How often a reader re-reads a record that matches no data file (a write in flight) before it
 /// calls the blob absent (an interrupted write whose leftover the next writer settles).
 const CURRENT_ATTEMPTS: u32 = 12;
+/// The sidecar file (in `.drivecopy/`) that pins the store to its root directory's device and
+/// inode numbers (module docs, "Copies").
+const PIN_FILE: &str = "root-inode";
 /// Open staging areas kept in memory before idle ones are closed (each holds two files).
 const MAX_IDLE_STAGING: usize = 256;
 
@@ -396,16 +411,18 @@ impl LocalStore {
             fs::create_dir_all(&dir).map_err(io_error(&here, "create", &dir))?;
         }
         let fs = File::open(&root).map_err(io_error(&here, "open", &root))?;
+        let inner = Inner {
+            root,
+            fsync: AtomicBool::new(true),
+            durable: durable::GroupSync::new(fs),
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            staging: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+            buffers: Arc::default(),
+        };
+        inner.check_pin(&here)?;
         Ok(LocalStore {
-            inner: Arc::new(Inner {
-                root,
-                fsync: AtomicBool::new(true),
-                durable: durable::GroupSync::new(fs),
-                stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-                staging: Mutex::new(HashMap::new()),
-                counter: AtomicU64::new(0),
-                buffers: Arc::default(),
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -647,6 +664,120 @@ impl Inner {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Recognise a store copied file by file (module docs, "Copies") and re-pin its records. The
+    /// pin file holds the device and inode numbers of the root directory: written when missing,
+    /// and when it names another directory every record is re-pinned first. An exclusive lock on
+    /// the pin file keeps two processes opening the same copy from doing it twice at once.
+    fn check_pin(&self, here: &BlobPath) -> Result<(), StoreError> {
+        let file = self.root.join(layout::SIDECAR_DIR).join(PIN_FILE);
+        let meta = fs::metadata(&self.root).map_err(io_error(here, "stat", &self.root))?;
+        let pin = format!("{} {}\n", meta.dev(), meta.ino());
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&file);
+        let mut f = match opened {
+            Ok(f) => f,
+            // A store on a read-only mount (an export's source) is read as it is.
+            Err(e)
+                if e.kind() == io::ErrorKind::PermissionDenied
+                    || e.raw_os_error() == Some(libc::EROFS) =>
+            {
+                tracing::debug!(file = %file.display(), error = %e, "store not writable: pin not checked");
+                return Ok(());
+            }
+            Err(e) => return Err(io_error(here, "open", &file)(e)),
+        };
+        // Best effort: some network file systems refuse locks; the lock only orders two first
+        // opens of one copy.
+        if let Err(e) = f.lock() {
+            tracing::debug!(file = %file.display(), error = %e, "pin file not locked");
+        }
+        let mut found = String::new();
+        f.read_to_string(&mut found)
+            .map_err(io_error(here, "read", &file))?;
+        if found == pin {
+            return Ok(());
+        }
+        if !found.is_empty() {
+            let repinned = self.repin()?;
+            tracing::info!(store = %self.root.display(), repinned, "the store was copied: records re-pinned to the copies' inodes");
+            self.persist(here, &file)?;
+        }
+        f.set_len(0)
+            .and_then(|()| f.write_all_at(pin.as_bytes(), 0))
+            .map_err(io_error(here, "write", &file))?;
+        self.persist(here, &file)
+    }
+
+    /// Point every record whose versions match no file by inode number at the file that is in
+    /// its place: the first version, `pending` before `current`, whose data path holds a regular
+    /// file of its length. Returns how many records were rewritten. Only for a store at rest
+    /// (called by [`Inner::check_pin`] when the store is opened).
+    fn repin(&self) -> Result<usize, StoreError> {
+        let blobs = self.root.join(layout::SIDECAR_DIR).join("blobs");
+        let here = |container: &str, name: &str| BlobPath {
+            container: container.to_string(),
+            name: name.to_string(),
+        };
+        let list = |dir: &Path| -> Result<Vec<PathBuf>, StoreError> {
+            match fs::read_dir(dir) {
+                Ok(entries) => entries
+                    .map(|e| e.map(|e| e.path()))
+                    .collect::<io::Result<_>>()
+                    .map_err(io_error(&here("", ""), "list", dir)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(io_error(&here("", ""), "list", dir)(e)),
+            }
+        };
+        let mut repinned = 0;
+        for container_dir in list(&blobs)? {
+            let container = container_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for shard in list(&container_dir)? {
+                for file in list(&shard)? {
+                    if file.extension().is_none_or(|e| e != "json") {
+                        continue;
+                    }
+                    let Some(name) = fs::read(&file)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                        .map(|rec| rec.name)
+                    else {
+                        continue;
+                    };
+                    // Through `read_record`, which drops torn records and records of another key.
+                    let path = here(&container, &name);
+                    let Some(mut rec) = self.read_record(&path)? else {
+                        continue;
+                    };
+                    if self.resolve(&rec).is_some() {
+                        continue;
+                    }
+                    let pending = rec.pending.as_mut().map(|p| &mut p.version);
+                    let in_place = [pending, rec.current.as_mut()]
+                        .into_iter()
+                        .flatten()
+                        .find_map(|v| {
+                            let meta = fs::symlink_metadata(self.root.join(&v.data)).ok()?;
+                            (meta.is_file() && meta.len() == v.length).then(|| {
+                                v.ino = meta.ino();
+                            })
+                        });
+                    if in_place.is_some() {
+                        self.write_record(&path, &rec, false)?;
+                        repinned += 1;
+                    }
+                }
+            }
+        }
+        Ok(repinned)
     }
 
     /// The version a reader sees: `pending` if its file is in place, else `current` if its
