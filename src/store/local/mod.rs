@@ -720,62 +720,41 @@ impl Inner {
     /// (called by [`Inner::check_pin`] when the store is opened).
     fn repin(&self) -> Result<usize, StoreError> {
         let blobs = self.root.join(layout::SIDECAR_DIR).join("blobs");
-        let here = |container: &str, name: &str| BlobPath {
-            container: container.to_string(),
-            name: name.to_string(),
+        let here = BlobPath {
+            container: String::new(),
+            name: String::new(),
         };
-        let list = |dir: &Path| -> Result<Vec<PathBuf>, StoreError> {
-            match fs::read_dir(dir) {
-                Ok(entries) => entries
-                    .map(|e| e.map(|e| e.path()))
-                    .collect::<io::Result<_>>()
-                    .map_err(io_error(&here("", ""), "list", dir)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(e) => Err(io_error(&here("", ""), "list", dir)(e)),
-            }
+        let containers = match fs::read_dir(&blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error(&here, "list", &blobs)(e)),
         };
         let mut repinned = 0;
-        for container_dir in list(&blobs)? {
-            let container = container_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            for shard in list(&container_dir)? {
-                for file in list(&shard)? {
-                    if file.extension().is_none_or(|e| e != "json") {
-                        continue;
-                    }
-                    let Some(name) = fs::read(&file)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-                        .map(|rec| rec.name)
-                    else {
-                        continue;
-                    };
-                    // Through `read_record`, which drops torn records and records of another key.
-                    let path = here(&container, &name);
-                    let Some(mut rec) = self.read_record(&path)? else {
-                        continue;
-                    };
-                    if self.resolve(&rec).is_some() {
-                        continue;
-                    }
-                    let pending = rec.pending.as_mut().map(|p| &mut p.version);
-                    let in_place = [pending, rec.current.as_mut()]
-                        .into_iter()
-                        .flatten()
-                        .find_map(|v| {
-                            let meta = fs::symlink_metadata(self.root.join(&v.data)).ok()?;
-                            (meta.is_file() && meta.len() == v.length).then(|| {
-                                v.ino = meta.ino();
-                            })
-                        });
-                    if in_place.is_some() {
-                        self.write_record(&path, &rec, false)?;
-                        repinned += 1;
-                    }
+        for entry in containers {
+            let entry = entry.map_err(io_error(&here, "list", &blobs))?;
+            let container = entry.file_name().to_string_lossy().into_owned();
+            self.for_each_record(&container, |mut rec| {
+                if self.resolve(&rec).is_some() {
+                    return Ok(());
                 }
-            }
+                let pending = rec.pending.as_mut().map(|p| &mut p.version);
+                let in_place = [pending, rec.current.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|v| {
+                        let meta = fs::symlink_metadata(self.root.join(&v.data)).ok()?;
+                        (meta.is_file() && meta.len() == v.length).then(|| v.ino = meta.ino())
+                    });
+                if in_place.is_some() {
+                    let path = BlobPath {
+                        container: container.clone(),
+                        name: rec.name.clone(),
+                    };
+                    self.write_record(&path, &rec, false)?;
+                    repinned += 1;
+                }
+                Ok(())
+            })?;
         }
         Ok(repinned)
     }
@@ -1663,11 +1642,37 @@ impl Inner {
         };
         validate_container_name(container).map_err(|e| invalid(&here, e.to_string()))?;
         self.require_container(&here)?;
-        let dir = self.root.join(layout::records_dir_rel(container));
         let mut items = Vec::new();
+        self.for_each_record(container, |rec| {
+            if rec.name.starts_with(prefix) {
+                if let Some(v) = self.resolve(&rec) {
+                    items.push(BlobItem {
+                        name: rec.name,
+                        properties: v.properties(),
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(items)
+    }
+
+    /// Call `f` with every record of `container`, in directory order. Temporary records, torn
+    /// records and records of another key (see `read_record`) are skipped: none is a blob.
+    fn for_each_record(
+        &self,
+        container: &str,
+        mut f: impl FnMut(Record) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let here = BlobPath {
+            container: container.to_string(),
+            name: String::new(),
+        };
+        let dir = self.root.join(layout::records_dir_rel(container));
         let shards = match fs::read_dir(&dir) {
             Ok(s) => s,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(items),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_error(&here, "list", &dir)(e)),
         };
         for shard in shards {
@@ -1680,8 +1685,6 @@ impl Inner {
                     continue;
                 }
                 let Ok(bytes) = fs::read(&file) else { continue };
-                // A record that does not parse, or is not the record of its own key, is a torn
-                // record of a blob never published (`read_record`).
                 let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else {
                     tracing::debug!(file = %file.display(), "torn record: no blob");
                     continue;
@@ -1690,19 +1693,10 @@ impl Inner {
                     tracing::debug!(file = %file.display(), "record of another key: no blob");
                     continue;
                 }
-                if !rec.name.starts_with(prefix) {
-                    continue;
-                }
-                if let Some(v) = self.resolve(&rec) {
-                    items.push(BlobItem {
-                        name: rec.name,
-                        properties: v.properties(),
-                    });
-                }
+                f(rec)?;
             }
         }
-        items.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(items)
+        Ok(())
     }
 
     fn delete(&self, path: &BlobPath, condition: &Condition) -> Result<(), StoreError> {
