@@ -47,6 +47,47 @@ pub(crate) fn name_key(name: &str) -> String {
     Md5Digest::of(name.as_bytes()).to_hex()
 }
 
+/// The natural data path (relative to the root, `/`-separated) of a blob: every segment at its
+/// plain encoding, no alternate, not flat. `None` when a segment had to be shortened, since such
+/// a path does not decode back to its name ([`decode_natural`]). The path may be taken by
+/// something else: the writer's [`choose_data_path`] decides where a blob goes.
+pub(crate) fn natural_rel(container: &str, name: &str) -> Option<String> {
+    let mut rel = container.to_string();
+    for seg in name.split('/') {
+        let enc = encode_segment(seg);
+        if enc.contains("%~") {
+            return None;
+        }
+        rel.push('/');
+        rel.push_str(&enc);
+    }
+    Some(rel)
+}
+
+/// The blob name whose [`natural_rel`] is `container/<segments>`, given the segments below the
+/// container directory; `None` for a path no blob name maps to naturally (an alternate `%+N`, a
+/// shortened segment `%~`, the flat directory, a temporary file).
+pub(crate) fn decode_natural<'a>(segments: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut name = String::new();
+    for (i, seg) in segments.into_iter().enumerate() {
+        if i > 0 {
+            name.push('/');
+        }
+        let plain = match seg {
+            "%" => String::new(),
+            "%2E" => ".".to_string(),
+            "%2E%2E" => "..".to_string(),
+            _ => seg.replace("%25", "%"),
+        };
+        // Only the plain encoding decodes: this refuses `%+N`, `%~`, `.%tmp.…` and stray `%`.
+        if encode_segment(&plain) != seg {
+            return None;
+        }
+        name.push_str(&plain);
+    }
+    Some(name)
+}
+
 /// Relative path (from the root) of a blob's sidecar record.
 pub(crate) fn record_rel(container: &str, name: &str) -> PathBuf {
     let key = name_key(name);
@@ -249,6 +290,36 @@ mod tests {
         let huge = vec!["😀".repeat(63); 16].join("/");
         let flat = choose_data_path(root, "c1c", &huge).unwrap();
         assert!(flat.starts_with("c1c/%~/"), "{flat}");
+    }
+
+    #[test]
+    fn natural_paths_decode_to_their_names_and_nothing_else_does() {
+        for name in [
+            "a",
+            "a/b",
+            "dir/x.txt",
+            "",
+            "/",
+            "a//b/",
+            ".",
+            "../x",
+            "%",
+            "%25/%2E",
+            "ü 😀",
+        ] {
+            let rel = natural_rel("c1c", name).expect("natural");
+            let below = rel.strip_prefix("c1c/").expect("container");
+            assert_eq!(
+                decode_natural(below.split('/')).as_deref(),
+                Some(name),
+                "{rel}"
+            );
+        }
+        assert_eq!(natural_rel("c1c", &"x".repeat(300)), None);
+        for taken in ["a%+1", "%~", ".%tmp.1-2-3", "a%", "%2e", "%41"] {
+            assert_eq!(decode_natural([taken]), None, "{taken}");
+        }
+        assert_eq!(decode_natural(["a%+1", "b"]), None);
     }
 
     #[test]

@@ -45,6 +45,129 @@ async fn conformance_without_fsync() {
     conformance::run_all(&store(&dir).with_fsync(false), "nosync").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_sidecar_records_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir).with_inline_records(false);
+    conformance::run_all(&s, "sidecar").await;
+}
+
+/// The sidecar record file of a blob, if it has one.
+fn sidecar_of(s: &LocalStore, p: &BlobPath) -> Option<Vec<u8>> {
+    std::fs::read(s.root().join(layout::record_rel(&p.container, &p.name))).ok()
+}
+
+/// A new blob's record is an extended attribute of its data file: no sidecar record file, the
+/// same properties on every read and in listings, and the blob can be changed and deleted like
+/// any other (its first change moves the record to a sidecar file).
+#[tokio::test]
+async fn a_new_blob_keeps_its_record_in_its_data_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("inl").await.expect("container");
+    let p = bp("inl", "dir/a.txt");
+    let md5 = Md5Digest::of(b"inline");
+    let opts = CommitOptions {
+        content: ContentProperties {
+            content_md5: Some(md5),
+            ..ContentProperties::default()
+        },
+        ..CommitOptions::default()
+    };
+    let put = s
+        .put_blob(&p, Bytes::from_static(b"inline"), opts)
+        .await
+        .expect("put");
+    assert_eq!(sidecar_of(&s, &p), None, "no sidecar record file");
+    let data = s.root().join("inl/dir/a.txt");
+    let value = xattr::get(&data, INLINE_ATTR)
+        .expect("getxattr")
+        .expect("an inline record");
+    assert!(
+        value.len() <= 60,
+        "fits in an ext4 inode: {} bytes",
+        value.len()
+    );
+    // Blob `dir` beside blob `dir/a.txt` takes an alternate path, so a sidecar record.
+    let beside = bp("inl", "dir");
+    s.put_blob(&beside, Bytes::from_static(b"x"), CommitOptions::default())
+        .await
+        .expect("put beside");
+    assert!(
+        sidecar_of(&s, &beside).is_some(),
+        "an alternate path has a sidecar record"
+    );
+    let read = s.get_properties(&p).await.expect("properties");
+    assert_eq!(read, put, "read back as written");
+    assert_eq!(read.content.content_md5, Some(md5));
+    assert_eq!(read.length, 6);
+    let listed = s.list_blobs("inl", "").await.expect("list");
+    let names: Vec<&str> = listed.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["dir", "dir/a.txt"]);
+    assert_eq!(listed[1].properties, put);
+    assert_eq!(s.list_blobs("inl", "dir/").await.expect("list").len(), 1);
+    assert!(s.list_blobs("inl", "x").await.expect("list").is_empty());
+
+    let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
+    let changed = s
+        .set_metadata(&p, meta.clone(), Condition::IfMatch(put.etag.clone()))
+        .await
+        .expect("set metadata");
+    assert_ne!(changed.etag, put.etag);
+    assert!(
+        sidecar_of(&s, &p).is_some(),
+        "a change writes a sidecar record"
+    );
+    assert_eq!(s.get_properties(&p).await.expect("props").metadata, meta);
+    s.put_blob(&p, Bytes::from_static(b"second"), CommitOptions::default())
+        .await
+        .expect("overwrite");
+    assert_eq!(s.read_range(&p, None).await.expect("read"), &b"second"[..]);
+    s.delete_blob(&p, Condition::None).await.expect("delete");
+    assert!(matches!(
+        s.get_properties(&p).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(sidecar_of(&s, &p), None);
+    // New again: inline again.
+    s.put_blob(&p, Bytes::from_static(b"third"), CommitOptions::default())
+        .await
+        .expect("put again");
+    assert_eq!(sidecar_of(&s, &p), None);
+    assert_eq!(s.read_range(&p, None).await.expect("read"), &b"third"[..]);
+}
+
+/// A sidecar record left behind with no version in place (a delete cut short between removing
+/// the data file and the record) does not hide a blob written inline after it, and is removed.
+#[tokio::test]
+async fn a_stale_sidecar_record_gives_way_to_an_inline_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = store(&dir);
+    s.create_container("inl").await.expect("container");
+    let p = bp("inl", "b");
+    let sidecar = s.clone().with_inline_records(false);
+    sidecar
+        .put_blob(&p, Bytes::from_static(b"old"), CommitOptions::default())
+        .await
+        .expect("put");
+    let stale = sidecar_of(&s, &p).expect("a sidecar record");
+    std::fs::remove_file(s.root().join("inl/b")).expect("the delete's first step");
+    assert!(matches!(
+        s.get_properties(&p).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let s = s.with_inline_records(true);
+    s.put_blob(&p, Bytes::from_static(b"new!"), CommitOptions::default())
+        .await
+        .expect("put");
+    assert_eq!(
+        sidecar_of(&s, &p),
+        None,
+        "the stale record {stale:?} is gone"
+    );
+    assert_eq!(s.read_range(&p, None).await.expect("read"), &b"new!"[..]);
+}
+
 #[tokio::test]
 async fn committed_blobs_are_plain_files_at_readable_paths() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -396,7 +519,7 @@ async fn a_crash_before_or_after_the_rename_shows_a_whole_version() {
 #[tokio::test]
 async fn a_torn_record_of_a_new_blob_reads_as_absent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = store(&dir);
+    let s = store(&dir).with_inline_records(false);
     s.create_container("c1c").await.expect("container");
     let other = bp("c1c", "other");
     s.put_blob(
@@ -688,28 +811,53 @@ async fn everything(
     out
 }
 
-/// Copy the directory tree `from` to `to` file by file, as `cp -r` does: new inodes throughout.
-fn copy_tree(from: &Path, to: &Path) {
+/// Copy the directory tree `from` to `to` file by file: new inodes throughout. With `keep`, each
+/// file keeps its modification time and extended attributes, as `cp -a` and `rsync -aX` do;
+/// without, as `cp -r` and `rsync -r`.
+fn copy_tree(from: &Path, to: &Path, keep: bool) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("list") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());
         if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
+            copy_tree(&entry.path(), &target, keep);
+            continue;
+        }
+        std::fs::copy(entry.path(), &target).expect("copy");
+        if keep {
+            for attr in xattr::list(entry.path()).expect("list attributes") {
+                let value = xattr::get(entry.path(), &attr)
+                    .expect("get")
+                    .expect("value");
+                xattr::set(&target, &attr, &value).expect("set");
+            }
+            let modified = entry.metadata().expect("stat").modified().expect("mtime");
+            let f = File::options().write(true).open(&target).expect("open");
+            f.set_modified(modified).expect("set mtime");
         }
     }
 }
 
-/// A store copied file by file (`cp -a`, `rsync`) gets new inode numbers, which its records pin;
-/// opening the copy re-pins them (module docs, "Copies"), so it reads as the original did, takes
-/// writes, and leaves the original alone.
+/// A store copied file by file keeping times and extended attributes (`cp -a`, `rsync -aX`)
+/// gets new inode numbers, which its sidecar records pin; opening the copy re-pins them (module
+/// docs, "Copies"), so it reads as the original did, takes writes, and leaves the original alone.
 #[tokio::test]
 async fn a_store_copied_file_by_file_reads_as_the_original() {
+    copied_store_reads_as_the_original(true).await;
+}
+
+/// A store with sidecar records only may be copied without extended attributes (`rsync -a`).
+#[tokio::test]
+async fn a_sidecar_only_store_copied_without_attributes_reads_as_the_original() {
+    copied_store_reads_as_the_original(false).await;
+}
+
+async fn copied_store_reads_as_the_original(inline: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (original, copy) = (dir.path().join("original"), dir.path().join("copy"));
-    let s = LocalStore::open(&original).expect("open");
+    let s = LocalStore::open(&original)
+        .expect("open")
+        .with_inline_records(inline);
     s.create_container("cpy").await.expect("container");
     let whole = bp("cpy", "dir/whole.txt");
     s.put_blob(
@@ -755,7 +903,7 @@ async fn a_store_copied_file_by_file_reads_as_the_original() {
     assert_eq!(before.len(), 4);
     drop(s);
 
-    copy_tree(&original, &copy);
+    copy_tree(&original, &copy, inline);
     let c = LocalStore::open(&copy).expect("open the copy");
     assert_eq!(
         everything(&c, "cpy").await,
