@@ -118,8 +118,10 @@
 //! ## Copies
 //! A copy must keep extended attributes and modification times (`cp -a`, `rsync -aX`, `tar
 //! --xattrs`): inline records are extended attributes, and an inline blob's ETag and
-//! Last-Modified are its file's modification time. (A store that must survive copies without
-//! them is opened with [`LocalStore::with_inline_records`] off from the start.)
+//! Last-Modified are its file's modification time. A copy without them leaves those blobs'
+//! files without records (not blobs); its first open counts them and warns (a `tracing`
+//! warning). A store that must survive such copies is opened with
+//! [`LocalStore::with_inline_records`] off from the start.
 //!
 //! Sidecar records pin data files by inode number, and a store copied file by file (`cp -a`,
 //! `rsync`, a restore from backup) has new inode numbers throughout. `.drivecopy/root-inode` holds the device and
@@ -1001,12 +1003,47 @@ impl Inner {
         if !found.is_empty() {
             let repinned = self.repin()?;
             tracing::info!(store = %self.root.display(), repinned, "the store was copied: records re-pinned to the copies' inodes");
+            let unrecorded = self.unrecorded()?;
+            if unrecorded > 0 {
+                tracing::warn!(store = %self.root.display(), unrecorded, "the store was copied without extended attributes: files with neither an inline nor a sidecar record are not blobs; copy the original again with `cp -a` or `rsync -aX`");
+            }
             self.persist(here, &file)?;
         }
         f.set_len(0)
             .and_then(|()| f.write_all_at(pin.as_bytes(), 0))
             .map_err(io_error(here, "write", &file))?;
         self.persist(here, &file)
+    }
+
+    /// How many files at natural data paths have no record: after a copy, the blobs whose inline
+    /// records the copy dropped (module docs, "Copies").
+    fn unrecorded(&self) -> Result<usize, StoreError> {
+        let here = BlobPath {
+            container: String::new(),
+            name: String::new(),
+        };
+        let entries = fs::read_dir(&self.root).map_err(io_error(&here, "list", &self.root))?;
+        let mut count = 0;
+        for entry in entries {
+            let entry = entry.map_err(io_error(&here, "list", &self.root))?;
+            let Some(container) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if container.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            self.walk_natural(&container, "", |path, found| {
+                if matches!(found, Inline::Plain)
+                    && self
+                        .read_record(&path)?
+                        .is_none_or(|rec| self.resolve(&rec).is_none())
+                {
+                    count += 1;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(count)
     }
 
     /// Point every record whose versions match no file by inode number at the file that is in
@@ -1978,26 +2015,30 @@ impl Inner {
             }
             Ok(())
         })?;
-        self.for_each_inline(container, prefix, |name, v| {
-            if !recorded.contains(&name) {
-                items.push(BlobItem {
-                    name,
-                    properties: v.properties(),
-                });
+        self.walk_natural(container, prefix, |path, found| {
+            if let Inline::Record(v) = found {
+                if !recorded.contains(&path.name) {
+                    items.push(BlobItem {
+                        name: path.name,
+                        properties: v.properties(),
+                    });
+                }
             }
+            Ok(())
         })?;
         items.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(items)
     }
 
-    /// Call `f` with the name and version of every blob of `container` whose name starts with
-    /// `prefix` and whose natural data path holds a file with an inline record. Only natural
-    /// directories on the prefix's way are walked: no other holds such a file.
-    fn for_each_inline(
+    /// Call `f` with every regular file of `container` at the natural data path of a name that
+    /// starts with `prefix`: the blob and what its file says ([`Inline::Plain`] or
+    /// [`Inline::Record`]). Only natural directories on the prefix's way are walked: no other
+    /// holds an inline record.
+    fn walk_natural(
         &self,
         container: &str,
         prefix: &str,
-        mut f: impl FnMut(String, Version),
+        mut f: impl FnMut(BlobPath, Inline) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let here = BlobPath {
             container: container.to_string(),
@@ -2044,8 +2085,9 @@ impl Inner {
                     container: container.to_string(),
                     name,
                 };
-                if let Inline::Record(v) = self.read_inline(&path, &child)? {
-                    f(path.name, *v);
+                match self.read_inline(&path, &child)? {
+                    Inline::Absent => {}
+                    found => f(path, found)?,
                 }
             }
         }

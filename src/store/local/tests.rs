@@ -852,6 +852,42 @@ async fn a_sidecar_only_store_copied_without_attributes_reads_as_the_original() 
     copied_store_reads_as_the_original(false).await;
 }
 
+/// A copy that drops extended attributes loses the inline records: the blobs that had only
+/// those are counted (and warned of when the copy is first opened), the others still read.
+#[tokio::test]
+async fn a_copy_without_attributes_counts_the_files_it_left_without_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (original, copy) = (dir.path().join("original"), dir.path().join("copy"));
+    let s = LocalStore::open(&original).expect("open");
+    s.create_container("cpy").await.expect("container");
+    for name in ["a/one", "a/two", "three"] {
+        s.put_blob(
+            &bp("cpy", name),
+            Bytes::from_static(b"x"),
+            CommitOptions::default(),
+        )
+        .await
+        .expect("put");
+    }
+    // Changed after it was written: a sidecar record, which a plain copy keeps.
+    s.set_metadata(&bp("cpy", "three"), BTreeMap::new(), Condition::None)
+        .await
+        .expect("set metadata");
+    assert_eq!(s.inner.unrecorded().expect("count"), 0);
+    drop(s);
+    copy_tree(&original, &copy, false);
+    let c = LocalStore::open(&copy).expect("open the copy");
+    assert_eq!(c.inner.unrecorded().expect("count"), 2);
+    let names: Vec<String> = c
+        .list_blobs("cpy", "")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["three"]);
+}
+
 async fn copied_store_reads_as_the_original(inline: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (original, copy) = (dir.path().join("original"), dir.path().join("copy"));
