@@ -103,7 +103,7 @@
 //! always describes the bytes it reads. The next writer of the blob finishes or undoes a
 //! leftover `pending` (removing an orphaned temporary file). Deleting removes the data file
 //! first and the record second, so a crash in between leaves a record that matches no file:
-//! the blob reads as absent (and a later inline write of it removes that record first).
+//! the blob reads as absent (and its next writer removes that record).
 //!
 //! A new blob with an inline record needs none of this: its file is written, given its record,
 //! flushed, renamed into place and flushed again. A crash before the rename leaves the blob absent
@@ -1015,27 +1015,37 @@ impl Inner {
         self.persist(here, &file)
     }
 
-    /// How many files at natural data paths have no record: after a copy, the blobs whose inline
-    /// records the copy dropped (module docs, "Copies").
-    fn unrecorded(&self) -> Result<usize, StoreError> {
+    /// The store's containers, sorted.
+    fn containers(&self) -> Result<Vec<String>, StoreError> {
         let here = BlobPath {
             container: String::new(),
             name: String::new(),
         };
         let entries = fs::read_dir(&self.root).map_err(io_error(&here, "list", &self.root))?;
-        let mut count = 0;
+        let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_error(&here, "list", &self.root))?;
-            let Some(container) = entry.file_name().to_str().map(str::to_string) else {
+            let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if container.starts_with('.') || !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
+            if validate_container_name(&name).is_ok() && entry.path().is_dir() {
+                names.push(name);
             }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// How many files at natural data paths have no record: after a copy, the blobs whose inline
+    /// records the copy dropped (module docs, "Copies"). A file without an inline record is a
+    /// blob only if its sidecar record has a version in place.
+    fn unrecorded(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for container in self.containers()? {
             self.walk_natural(&container, "", |path, found| {
                 if matches!(found, Inline::Plain)
                     && self
-                        .read_record(&path)?
+                        .read_sidecar(&path)?
                         .is_none_or(|rec| self.resolve(&rec).is_none())
                 {
                     count += 1;
@@ -1102,8 +1112,9 @@ impl Inner {
             .cloned()
     }
 
-    /// Finish or undo a leftover `pending` (caller holds the stripe lock). Returns the record
-    /// and the version readers see.
+    /// Finish or undo a leftover `pending`, and remove a sidecar record that has no version in
+    /// place (caller holds the stripe lock). Returns the record and the version readers see;
+    /// `(None, None)` when there is no blob.
     fn settle(&self, path: &BlobPath) -> Result<(Option<Record>, Option<Version>), StoreError> {
         let Some(mut rec) = self.read_record(path)? else {
             return Ok((None, None));
@@ -1139,8 +1150,25 @@ impl Inner {
                     self.remove_list(&p.version);
                 }
             }
-            rec.current = seen.clone();
-            self.write_record(path, &rec, false)?;
+            if seen.is_some() {
+                rec.current = seen.clone();
+                self.write_record(path, &rec, false)?;
+            }
+        }
+        if seen.is_none() {
+            // A sidecar record with no version in place (a delete or a new blob's write cut
+            // short) describes no blob: it goes, so that it can never be mistaken for the blob
+            // written next (an inline one, or after a re-pin).
+            let record = self
+                .root
+                .join(layout::record_rel(&path.container, &path.name));
+            match fs::remove_file(&record) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_error(path, "remove", &record)(e))
+                }
+                _ => {}
+            }
+            return Ok((None, None));
         }
         Ok((Some(rec), seen))
     }
@@ -1170,18 +1198,8 @@ impl Inner {
             version.data = data;
             let inline = current.is_none() && self.set_inline(path, &src, &mut version)?;
             if inline {
-                // A sidecar record left with no version in place (a delete cut short) goes
-                // first, so that it can never be mistaken for this blob later (a re-pin).
-                let record = self
-                    .root
-                    .join(layout::record_rel(&path.container, &path.name));
-                match fs::remove_file(&record) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(io_error(path, "remove", &record)(e))
-                    }
-                    _ => {}
-                }
-                // One flush covers the data, its inline record and that removal.
+                // One flush covers the data and its inline record (and the removal of a stale
+                // sidecar record by `settle`).
                 self.persist(path, &src)?;
             } else {
                 let intent = Record {
@@ -2242,23 +2260,7 @@ impl BlobStore for LocalStore {
             container: String::new(),
             name: String::new(),
         };
-        self.blocking(&here.clone(), move |inner| {
-            let entries =
-                fs::read_dir(&inner.root).map_err(io_error(&here, "list", &inner.root))?;
-            let mut names = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(io_error(&here, "list", &inner.root))?;
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                if validate_container_name(&name).is_ok() && entry.path().is_dir() {
-                    names.push(name);
-                }
-            }
-            names.sort();
-            Ok(names)
-        })
-        .await
+        self.blocking(&here, Inner::containers).await
     }
 
     async fn stage_block(&self, path: &BlobPath, block: StageBlock) -> Result<(), StoreError> {
