@@ -480,6 +480,21 @@ fn write_maybe_direct(
     file.write_all_at(data, offset)
 }
 
+/// Write `data` into the new, empty `file` at offset 0: with `O_DIRECT` when `data` is aligned
+/// for it and the file system allows it (set on the open file: no second open), else buffered.
+fn write_new(file: &File, data: &[u8]) -> io::Result<()> {
+    use rustix::fs::{fcntl_setfl, OFlags};
+    if direct_aligned(data, 0) && fcntl_setfl(file, OFlags::DIRECT).is_ok() {
+        match file.write_all_at(data, 0) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                fcntl_setfl(file, OFlags::empty())?;
+            }
+            other => return other,
+        }
+    }
+    file.write_all_at(data, 0)
+}
+
 impl Staging {
     /// Write one staged block at `offset` (see [`write_maybe_direct`]).
     fn write_block(&self, data: &[u8], offset: u64) -> io::Result<()> {
@@ -801,11 +816,13 @@ impl Inner {
     /// Make `version` (of a blob with no version in place) an inline record on its new data file
     /// `src`, if the store gives new blobs inline records and the version goes to the blob's
     /// natural data path. Sets the version's ETag and modification time to the file's. Returns
-    /// whether it did; `false` leaves the caller to write a sidecar record.
+    /// whether it did; `false` leaves the caller to write a sidecar record. `open` is `src` when
+    /// the caller still has it open (saves looking the path up twice).
     fn set_inline(
         &self,
         path: &BlobPath,
         src: &Path,
+        open: Option<&File>,
         version: &mut Version,
     ) -> Result<bool, StoreError> {
         if !self.inline.load(Ordering::Relaxed)
@@ -814,7 +831,11 @@ impl Inner {
         {
             return Ok(false);
         }
-        let meta = fs::symlink_metadata(src).map_err(io_error(path, "stat", src))?;
+        let meta = match open {
+            Some(f) => f.metadata(),
+            None => fs::symlink_metadata(src),
+        }
+        .map_err(io_error(path, "stat", src))?;
         let tag = {
             use std::hash::BuildHasher as _;
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -827,7 +848,14 @@ impl Inner {
         let value = serde_json::to_vec(&InlineRecord::of(version, tag)).map_err(|e| {
             io_error(path, "encode", src)(io::Error::new(io::ErrorKind::InvalidData, e))
         })?;
-        match xattr::set(src, INLINE_ATTR, &value) {
+        let set = match open {
+            Some(f) => {
+                use xattr::FileExt as _;
+                f.set_xattr(INLINE_ATTR, &value)
+            }
+            None => xattr::set(src, INLINE_ATTR, &value),
+        };
+        match set {
             Ok(()) => Ok(true),
             Err(e) if xattr_unsupported(&e) => {
                 tracing::debug!(store = %self.root.display(), "no extended attributes: sidecar records only");
@@ -1184,6 +1212,7 @@ impl Inner {
         current: Option<Version>,
         mut version: Version,
         source: PathBuf,
+        open: Option<&File>,
         hint: Option<String>,
     ) -> Result<Version, StoreError> {
         let src = self.root.join(&source);
@@ -1196,7 +1225,7 @@ impl Inner {
                     .map_err(io_error(path, "lstat", &self.root.join(&path.container)))?,
             };
             version.data = data;
-            let inline = current.is_none() && self.set_inline(path, &src, &mut version)?;
+            let inline = current.is_none() && self.set_inline(path, &src, open, &mut version)?;
             if inline {
                 // One flush covers the data and its inline record (and the removal of a stale
                 // sidecar record by `settle`).
@@ -1675,7 +1704,7 @@ impl Inner {
         let published = self.write_block_list(path, &blocks).and_then(|list| {
             version.list = list;
             version.touch(self.new_etag());
-            self.publish(path, current, version.clone(), source.clone(), None)
+            self.publish(path, current, version.clone(), source.clone(), None, None)
         });
         // On failure the list file is left for the next writer's `settle` (which removes it if
         // the version never took effect) or orphaned (disk space only): it may already be in use
@@ -1742,7 +1771,7 @@ impl Inner {
                 version.list = Some(list);
             }
             version.touch(self.new_etag());
-            let v = self.publish(path, current, version, rel.clone(), hint)?;
+            let v = self.publish(path, current, version, rel.clone(), Some(&file), hint)?;
             self.discard_staging(path)?;
             Ok(v.properties())
         });
@@ -2416,10 +2445,7 @@ impl BlobStore for LocalStore {
                 BlobKind::BlockBlob,
                 // `move`: the bytes (the caller's buffer) are released once written, before
                 // the commit's flushes.
-                move |f, tmp| {
-                    write_maybe_direct(f, open_direct(tmp).as_ref(), &data, 0)
-                        .map(|()| data.len() as u64)
-                },
+                move |f, _| write_new(f, &data).map(|()| data.len() as u64),
                 options,
             )
         })
