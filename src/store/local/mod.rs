@@ -511,21 +511,22 @@ fn encode_record(path: &BlobPath, file: &Path, rec: &Record) -> Result<Vec<u8>, 
         .map_err(|e| io_error(path, "encode", file)(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
-fn io_error(
-    path: &BlobPath,
+/// The error of `op` on `file` for blob `path`, for `map_err`: it borrows its arguments and
+/// allocates only when there is an error (the copy path calls it several times per blob).
+fn io_error<'a>(
+    path: &'a BlobPath,
     op: &'static str,
-    file: &Path,
-) -> impl FnOnce(io::Error) -> StoreError {
-    let (path, file) = (path.to_string(), file.to_path_buf());
+    file: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| match source.kind() {
         io::ErrorKind::PermissionDenied => StoreError::PermissionDenied {
-            path,
+            path: path.to_string(),
             source: Some(source),
         },
         _ => StoreError::Io {
-            path,
+            path: path.to_string(),
             op,
-            file,
+            file: file.to_path_buf(),
             source,
         },
     }
