@@ -817,26 +817,23 @@ impl Inner {
     /// Make `version` (of a blob with no version in place) an inline record on its new data file
     /// `src`, if the store gives new blobs inline records and the version goes to the blob's
     /// natural data path. Sets the version's ETag and modification time to the file's. Returns
-    /// whether it did; `false` leaves the caller to write a sidecar record. `open` is `src` when
-    /// the caller still has it open (saves looking the path up twice).
+    /// whether it did; `false` leaves the caller to write a sidecar record. `open` is `src`,
+    /// open (its stat and attribute go through the descriptor, not the path).
     fn set_inline(
         &self,
         path: &BlobPath,
         src: &Path,
-        open: Option<&File>,
+        open: &File,
         version: &mut Version,
     ) -> Result<bool, StoreError> {
+        use xattr::FileExt as _;
         if !self.inline.load(Ordering::Relaxed)
             || layout::natural_rel(&path.container, &path.name).as_deref()
                 != Some(version.data.as_str())
         {
             return Ok(false);
         }
-        let meta = match open {
-            Some(f) => f.metadata(),
-            None => fs::symlink_metadata(src),
-        }
-        .map_err(io_error(path, "stat", src))?;
+        let meta = open.metadata().map_err(io_error(path, "stat", src))?;
         let tag = {
             use std::hash::BuildHasher as _;
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -849,14 +846,7 @@ impl Inner {
         let value = serde_json::to_vec(&InlineRecord::of(version, tag)).map_err(|e| {
             io_error(path, "encode", src)(io::Error::new(io::ErrorKind::InvalidData, e))
         })?;
-        let set = match open {
-            Some(f) => {
-                use xattr::FileExt as _;
-                f.set_xattr(INLINE_ATTR, &value)
-            }
-            None => xattr::set(src, INLINE_ATTR, &value),
-        };
-        match set {
+        match open.set_xattr(INLINE_ATTR, &value) {
             Ok(()) => Ok(true),
             Err(e) if xattr_unsupported(&e) => {
                 tracing::debug!(store = %self.root.display(), "no extended attributes: sidecar records only");
@@ -1213,7 +1203,7 @@ impl Inner {
         current: Option<Version>,
         mut version: Version,
         source: PathBuf,
-        open: Option<&File>,
+        open: &File,
         hint: Option<String>,
     ) -> Result<Version, StoreError> {
         let src = self.root.join(&source);
@@ -1285,7 +1275,8 @@ impl Inner {
                 {
                     // The next place may not be the natural one: no inline record there.
                     if inline {
-                        xattr::remove(&src, INLINE_ATTR).map_err(io_error(
+                        use xattr::FileExt as _;
+                        open.remove_xattr(INLINE_ATTR).map_err(io_error(
                             path,
                             "removexattr",
                             &src,
@@ -1630,7 +1621,8 @@ impl Inner {
                 }
             }
         }
-        let (source, ino) = match staging {
+        // The new version's file, its path relative to the root, and its inode number.
+        let (open, source, ino) = match staging {
             Some(st) if in_place => {
                 let file = st.dir.join("data");
                 st.data
@@ -1642,11 +1634,12 @@ impl Inner {
                     .metadata()
                     .map_err(io_error(path, "stat", &file))?
                     .ino();
+                let open = st.data.try_clone().map_err(io_error(path, "dup", &file))?;
                 let rel = file
                     .strip_prefix(&self.root)
                     .map(Path::to_path_buf)
                     .unwrap_or(file);
-                (rel, ino)
+                (open, rel, ino)
             }
             _ => {
                 let (mut out, rel) = self.tmp_file(path)?;
@@ -1676,7 +1669,7 @@ impl Inner {
                     Ok(out.metadata().map_err(io_error(path, "stat", &tmp))?.ino())
                 })();
                 match copied {
-                    Ok(ino) => (rel, ino),
+                    Ok(ino) => (out, rel, ino),
                     Err(e) => {
                         let _ = fs::remove_file(&tmp);
                         return Err(e);
@@ -1705,7 +1698,7 @@ impl Inner {
         let published = self.write_block_list(path, &blocks).and_then(|list| {
             version.list = list;
             version.touch(self.new_etag());
-            self.publish(path, current, version.clone(), source.clone(), None, None)
+            self.publish(path, current, version.clone(), source.clone(), &open, None)
         });
         // On failure the list file is left for the next writer's `settle` (which removes it if
         // the version never took effect) or orphaned (disk space only): it may already be in use
@@ -1721,7 +1714,7 @@ impl Inner {
         &self,
         path: &BlobPath,
         kind: BlobKind,
-        fill: impl FnOnce(&mut File, &Path) -> io::Result<u64>,
+        fill: impl FnOnce(&mut File) -> io::Result<u64>,
         options: CommitOptions,
     ) -> Result<BlobProperties, StoreError> {
         check_path(path)?;
@@ -1748,7 +1741,7 @@ impl Inner {
         let tmp = self.root.join(&rel);
         // Not flushed here: `publish` flushes the intent record before the rename, and that one
         // group commit covers this file too (the protocol's step 1 and 2 share a flush).
-        let written = fill(&mut file, &tmp)
+        let written = fill(&mut file)
             .and_then(|length| Ok((length, file.metadata()?.ino())))
             .map_err(io_error(path, "write", &tmp));
         let result = written.and_then(|(length, ino)| {
@@ -1772,7 +1765,7 @@ impl Inner {
                 version.list = Some(list);
             }
             version.touch(self.new_etag());
-            let v = self.publish(path, current, version, rel.clone(), Some(&file), hint)?;
+            let v = self.publish(path, current, version, rel.clone(), &file, hint)?;
             self.discard_staging(path)?;
             Ok(v.properties())
         });
@@ -2332,7 +2325,7 @@ impl BlobStore for LocalStore {
             inner.put_whole(
                 &p,
                 BlobKind::PageBlob,
-                |f, _| f.set_len(length_bytes).map(|()| length_bytes),
+                |f| f.set_len(length_bytes).map(|()| length_bytes),
                 options,
             )
         })
@@ -2446,7 +2439,7 @@ impl BlobStore for LocalStore {
                 BlobKind::BlockBlob,
                 // `move`: the bytes (the caller's buffer) are released once written, before
                 // the commit's flushes.
-                move |f, _| write_new(f, &data).map(|()| data.len() as u64),
+                move |f| write_new(f, &data).map(|()| data.len() as u64),
                 options,
             )
         })
