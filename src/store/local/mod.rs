@@ -743,30 +743,39 @@ impl Inner {
         }
     }
 
-    /// The record of blob `path`: its sidecar record if one of that record's versions is in
-    /// place, else the inline record of the file at its natural data path, else the sidecar
-    /// record as it is (a write in flight, or nothing).
-    fn read_record(&self, path: &BlobPath) -> Result<Option<Record>, StoreError> {
+    /// The record of blob `path` and the version readers see ([`Inner::resolve`], looked up
+    /// once here): its sidecar record if one of that record's versions is in place, else the
+    /// inline record of the file at its natural data path, else the sidecar record as it is (a
+    /// write in flight, or nothing; no version in place).
+    fn read_record(
+        &self,
+        path: &BlobPath,
+    ) -> Result<Option<(Record, Option<Version>)>, StoreError> {
         let sidecar = self.read_sidecar(path)?;
-        if sidecar
-            .as_ref()
-            .is_some_and(|rec| self.resolve(rec).is_some())
-        {
-            return Ok(sidecar);
+        let seen = sidecar.as_ref().and_then(|rec| self.resolve(rec));
+        if seen.is_some() {
+            return Ok(sidecar.map(|rec| (rec, seen)));
         }
         let Some(rel) = layout::natural_rel(&path.container, &path.name) else {
-            return Ok(sidecar);
+            return Ok(sidecar.map(|rec| (rec, None)));
         };
         match self.read_inline(path, &rel)? {
-            Inline::Record(v) => Ok(Some(Record {
-                name: path.name.clone(),
-                current: Some(*v),
-                pending: None,
-            })),
+            // Read through the file open at its path: that version is the one in place.
+            Inline::Record(v) => Ok(Some((
+                Record {
+                    name: path.name.clone(),
+                    current: Some((*v).clone()),
+                    pending: None,
+                },
+                Some(*v),
+            ))),
             // A file without an inline record may be a sidecar-recorded version renamed into
             // place since the sidecar was read: read it again.
-            Inline::Plain => self.read_sidecar(path),
-            Inline::Absent => Ok(sidecar),
+            Inline::Plain => Ok(self.read_sidecar(path)?.map(|rec| {
+                let seen = self.resolve(&rec);
+                (rec, seen)
+            })),
+            Inline::Absent => Ok(sidecar.map(|rec| (rec, None))),
         }
     }
 
@@ -905,7 +914,7 @@ impl Inner {
 
     /// The record of a blob that has none, written in place (`create_new`) and not flushed:
     /// the caller's next flush covers it. One file and one flush fewer than
-    /// [`Inner::write_record`]'s temporary file and rename; `read_record` explains why a torn
+    /// [`Inner::write_record`]'s temporary file and rename; `read_sidecar` explains why a torn
     /// one is safe. Returns the record's file, or `None` when a record file already exists
     /// (then the caller replaces it with `write_record`).
     fn create_record(&self, path: &BlobPath, rec: &Record) -> Result<Option<PathBuf>, StoreError> {
@@ -1135,10 +1144,9 @@ impl Inner {
     /// place (caller holds the stripe lock). Returns the record and the version readers see;
     /// `(None, None)` when there is no blob.
     fn settle(&self, path: &BlobPath) -> Result<(Option<Record>, Option<Version>), StoreError> {
-        let Some(mut rec) = self.read_record(path)? else {
+        let Some((mut rec, seen)) = self.read_record(path)? else {
             return Ok((None, None));
         };
-        let seen = self.resolve(&rec);
         if let Some(p) = rec.pending.take() {
             let rolled_forward = seen
                 .as_ref()
@@ -1870,10 +1878,10 @@ impl Inner {
     fn current(&self, path: &BlobPath) -> Result<Version, StoreError> {
         check_path(path)?;
         for attempt in 0..CURRENT_ATTEMPTS {
-            let Some(rec) = self.read_record(path)? else {
+            let Some((rec, seen)) = self.read_record(path)? else {
                 break;
             };
-            if let Some(v) = self.resolve(&rec) {
+            if let Some(v) = seen {
                 return Ok(v);
             }
             if rec.current.is_none() && rec.pending.is_none() {
@@ -2136,7 +2144,7 @@ impl Inner {
     }
 
     /// Call `f` with every record of `container`, in directory order. Temporary records, torn
-    /// records and records of another key (see `read_record`) are skipped: none is a blob.
+    /// records and records of another key (see `read_sidecar`) are skipped: none is a blob.
     fn for_each_record(
         &self,
         container: &str,
@@ -2220,7 +2228,7 @@ impl Inner {
 
     fn block_list(&self, path: &BlobPath) -> Result<BlockListing, StoreError> {
         check_path(path)?;
-        let current = self.read_record(path)?.and_then(|rec| self.resolve(&rec));
+        let current = self.read_record(path)?.and_then(|(_, seen)| seen);
         let mut listing = BlockListing::default();
         if let Some(v) = &current {
             if v.kind != BlobKind::BlockBlob {
@@ -2456,7 +2464,7 @@ impl BlobStore for LocalStore {
         let p = path.clone();
         self.blocking(path, move |inner| {
             check_path(&p)?;
-            let rel = match inner.read_record(&p)?.and_then(|rec| inner.resolve(&rec)) {
+            let rel = match inner.read_record(&p)?.and_then(|(_, seen)| seen) {
                 Some(v) => v.data,
                 None => layout::choose_data_path(&inner.root, &p.container, &p.name)
                     .map_err(io_error(&p, "lstat", &inner.root))?,

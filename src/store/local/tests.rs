@@ -449,7 +449,7 @@ async fn a_crash_before_or_after_the_rename_shows_a_whole_version() {
     // Simulate steps 1 and 2 of a commit, then a crash: the intent is recorded, no rename.
     let (mut f, rel) = inner.tmp_file(&p).expect("tmp");
     f.write_all(b"new!").expect("write");
-    let rec = inner.read_record(&p).expect("read").expect("record");
+    let rec = inner.read_record(&p).expect("read").expect("record").0;
     // The last commit left its version as `pending` (folded into `current` by the next writer).
     let seen = inner.resolve(&rec).expect("current");
     let mut next = seen.clone();
@@ -484,6 +484,7 @@ async fn a_crash_before_or_after_the_rename_shows_a_whole_version() {
         .read_record(&p)
         .expect("read")
         .expect("record")
+        .0
         .pending
         .is_none());
 
@@ -493,7 +494,7 @@ async fn a_crash_before_or_after_the_rename_shows_a_whole_version() {
     orphan.ino = std::fs::metadata(inner.root.join(&rel))
         .expect("stat")
         .ino();
-    let rec = inner.read_record(&p).expect("read").expect("record");
+    let rec = inner.read_record(&p).expect("read").expect("record").0;
     let intent = Record {
         pending: Some(Pending {
             version: orphan,
@@ -558,7 +559,7 @@ async fn a_torn_record_of_a_new_blob_reads_as_absent() {
             .await
             .expect("put over a torn record");
         assert_eq!(s.read_range(&p, None).await.expect("read"), &b"whole"[..]);
-        let rec = inner.read_record(&p).expect("read").expect("record");
+        let rec = inner.read_record(&p).expect("read").expect("record").0;
         assert_eq!(rec.name, p.name, "torn record {i} replaced");
         s.delete_blob(&p, Condition::None).await.expect("delete");
     }
